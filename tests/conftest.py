@@ -1,0 +1,108 @@
+"""Shared test helpers: run notebooks headless and offline, make image folders.
+
+Notebooks run in their own Jupyter kernel (papermill). To change what that kernel sees, the
+tests give it start-up code: IPython runs every file in $IPYTHONDIR/profile_default/startup/
+when a kernel starts. Nothing test-specific lives in the notebooks or the plumbing module.
+"""
+
+import contextlib
+import os
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from PIL import Image
+
+import run_series
+
+# tfds.load / builder.as_dataset('cats_vs_dogs') return fake examples with the real features.
+MOCK_TFDS = """
+import tensorflow_datasets as tfds
+
+tfds.core.DatasetBuilder.is_prepared = lambda self: True
+_tfds_mock = tfds.testing.mock_data(num_examples={num_examples})  # kept: its patches live with it
+_tfds_mock.__enter__()
+"""
+
+# No name resolves: every download fails at once, as it does on a machine without internet.
+OFFLINE = """
+import socket
+
+
+def _no_network(*args, **kwargs):
+    raise socket.gaierror(socket.EAI_NONAME, "no network (simulated by the tests)")
+
+
+socket.getaddrinfo = _no_network
+"""
+
+# Small and quick: enough to exercise every cell, not to learn anything about cats.
+TINY = {
+    "IMG_SIZE": 32,
+    "BATCH_SIZE": 8,
+    "EPOCHS": 2,
+    "FINE_TUNE_EPOCHS": 1,
+    "WEIGHTS": None,
+    "SEED": 7,
+}
+
+
+@contextlib.contextmanager
+def kernel_startup(folder: Path, scripts: dict):
+    """Make kernels started inside this block run `scripts` ({file name: code}) first."""
+    startup = folder / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    for name, code in scripts.items():
+        (startup / name).write_text(code)
+    before = os.environ.get("IPYTHONDIR")
+    os.environ["IPYTHONDIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["IPYTHONDIR"]
+        else:
+            os.environ["IPYTHONDIR"] = before
+
+
+def run_notebooks(run_dir: Path, prefixes, parameters: dict, startup: dict | None = None):
+    """Run the series' notebooks named by prefixes into run_dir; return them executed."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    executed = {}
+    with kernel_startup(run_dir.parent / f"{run_dir.name}-ipython", startup or {}):
+        for notebook in run_series.series_notebooks(list(prefixes)):
+            output = run_series.run_notebook(notebook, run_dir, parameters)
+            executed[notebook.name[:2]] = nbformat.read(output, as_version=4)
+    return executed
+
+
+def notebook_text(notebook) -> str:
+    """Everything a notebook printed, as one string."""
+    parts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", ""))
+            parts.append(str(output.get("data", {}).get("text/plain", "")))
+            parts.extend(output.get("traceback", []))
+    return "\n".join(parts)
+
+
+def write_two_class_folder(root: Path, per_class: int = 60, seed: int = 0) -> Path:
+    """A folder whose classes are easy to tell apart (reddish vs bluish), JPEG and PNG mixed."""
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(["reds", "blues"]):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            height, width = rng.integers(40, 90, size=2)
+            pixels = rng.integers(0, 90, size=(height, width, 3))
+            pixels[..., 0 if label == 0 else 2] += 150
+            image = Image.fromarray(pixels.astype(np.uint8))
+            extension = "jpg" if index % 2 else "png"
+            image.save(root / name / f"{name}_{index:03d}.{extension}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def easy_folder(tmp_path_factory) -> Path:
+    return write_two_class_folder(tmp_path_factory.mktemp("photos") / "my_photos")

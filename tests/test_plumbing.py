@@ -1,0 +1,144 @@
+"""Unit tests of the plumbing the notebooks share."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+from keras.applications import vgg16
+
+import tutorial_plumbing as plumbing
+
+
+@pytest.fixture
+def restore_policy():
+    before = keras.mixed_precision.global_policy().name
+    yield
+    keras.mixed_precision.set_global_policy(before)
+
+
+def build_series_model(image_size=32, seed=0):
+    """The model as notebook 02 builds it (random weights, no augmentation)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    x = layers.Lambda(vgg16.preprocess_input, name="preprocess")(inputs)
+    base = vgg16.VGG16(include_top=False, weights=None, input_tensor=x)
+    base.trainable = False
+    x = layers.GlobalAveragePooling2D(name="pooled_features")(base.output)
+    x = layers.Dense(16, activation="relu", name="head_dense")(x)
+    x = layers.Dropout(0.5, name="head_dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
+    return keras.Model(inputs, outputs)
+
+
+def image_batches(count=20, image_size=32, batch_size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, (count, image_size, image_size, 3)).astype("float32")
+    labels = rng.integers(0, 2, count)
+    return images, labels, tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+
+
+def test_cannot_continue_shows_one_line_instead_of_a_traceback():
+    error = plumbing.CannotContinue("No model at x.\nWhat to do: run 02 first.")
+    assert error._render_traceback_() == [
+        "CannotContinue: No model at x.\nWhat to do: run 02 first."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("gpu_capability", "cpu_bf16", "expected"),
+    [
+        ((7, 5), False, "mixed_float16"),
+        ((6, 0), False, "float32"),
+        (None, True, "mixed_bfloat16"),
+        (None, False, "float32"),
+    ],
+)
+def test_precision_follows_the_hardware(
+    monkeypatch, restore_policy, capsys, gpu_capability, cpu_bf16, expected
+):
+    gpus = ["GPU:0"] if gpu_capability else []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
+    monkeypatch.setattr(
+        tf.config.experimental,
+        "get_device_details",
+        lambda device: {"compute_capability": gpu_capability, "device_name": "Test GPU"},
+    )
+    monkeypatch.setattr(plumbing, "cpu_supports_bfloat16", lambda: cpu_bf16)
+    assert plumbing.choose_precision() == expected
+    assert keras.mixed_precision.global_policy().name == expected
+    assert f"Precision: {expected}, because" in capsys.readouterr().out
+
+
+def test_weights_download_failure_becomes_a_message_and_other_errors_pass():
+    with pytest.raises(plumbing.CannotContinue, match="WEIGHTS = None"):
+        with plumbing.explain_weights_download():
+            raise Exception("URL fetch failure on https://x: None -- no network")
+    with pytest.raises(ValueError, match="bad argument"):
+        with plumbing.explain_weights_download():
+            raise ValueError("bad argument")
+
+
+def test_weights_url_is_the_one_keras_downloads():
+    from keras.src.applications import vgg16 as keras_vgg16
+
+    assert plumbing.VGG16_WEIGHTS_URL == keras_vgg16.WEIGHTS_PATH_NO_TOP
+
+
+def test_missing_model_names_the_notebook_to_run(tmp_path):
+    with pytest.raises(plumbing.CannotContinue, match="run 02_feature_extraction.ipynb first"):
+        plumbing.load_model_from(tmp_path / "nothing.keras", made_by="02_feature_extraction.ipynb")
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_cached_features_give_the_same_predictions_as_the_whole_model(
+    tmp_path, restore_policy, policy
+):
+    """Phase 1 (pooled features in memory) and phase 2 (block4_pool maps in a file)."""
+    keras.mixed_precision.set_global_policy(policy)
+    model = build_series_model()
+    images, _, batches = image_batches()
+    expected = model.predict(images, verbose=0)
+
+    extractor = keras.Model(model.input, model.get_layer("pooled_features").output)
+    head = keras.Model(model.get_layer("pooled_features").output, model.output)
+    features, labels = plumbing.cache_features(extractor, batches)
+    assert features.dtype == np.float16 and features.shape == (20, 512)
+    assert features.nbytes / len(features) <= 2048
+    from_cache = head.predict(plumbing.cached_batches(features, labels, 8), verbose=0)
+    np.testing.assert_allclose(from_cache, expected, atol=2e-3)
+
+    extractor = keras.Model(model.input, model.get_layer("block4_pool").output)
+    top = keras.Model(model.get_layer("block4_pool").output, model.output)
+    features, labels = plumbing.cache_features(extractor, batches, tmp_path / "cache.f16")
+    assert isinstance(features, plumbing.FeatureFile)
+    assert features.shape == (20, 2, 2, 512)
+    from_file = top.predict(plumbing.cached_batches(features, labels, 8), verbose=0)
+    np.testing.assert_allclose(from_file, expected, atol=2e-3)
+
+
+def test_cached_batches_keep_each_feature_with_its_label_and_cover_every_row(tmp_path):
+    rows = np.arange(50, dtype=np.float16).reshape(50, 1).repeat(4, axis=1)
+    labels = np.arange(50) % 2
+    path = tmp_path / "rows.f16"
+    path.write_bytes(rows.tobytes())
+    on_disk = plumbing.FeatureFile(path, (4,), 50)
+    for features in (rows, on_disk):
+        seen = []
+        for batch, batch_labels in plumbing.cached_batches(features, labels, 8, True, seed=1):
+            values = batch.numpy()[:, 0].astype(int)
+            assert (values % 2 == batch_labels.numpy()).all()
+            seen.extend(values)
+        assert sorted(seen) == list(range(50))
+        assert seen != list(range(50)), "shuffle=True must shuffle"
+
+
+def test_model_saved_as_keras_file_reloads_and_predicts_the_same(tmp_path):
+    model = build_series_model()
+    images, _, _ = image_batches(count=4)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = plumbing.load_model_from(path, made_by="02")
+    np.testing.assert_array_equal(
+        reloaded.predict(images, verbose=0), model.predict(images, verbose=0)
+    )

@@ -1,0 +1,178 @@
+"""Copy into each notebook the plumbing it uses from tutorial_plumbing.py.
+
+    python tools/carry_plumbing.py           # rewrite the notebooks' plumbing cells
+    python tools/carry_plumbing.py --check   # exit 1 when a copy differs (the tests do this too)
+
+A notebook's plumbing cell is the code cell tagged `plumbing`. Its content is generated: the
+module's definitions that the notebook's other cells use (and what those need in turn), in the
+module's order, after the imports they need that earlier cells have not already made. So a
+notebook carries only what it uses, and Colab needs nothing but the notebook.
+"""
+
+import argparse
+import ast
+import dataclasses
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE = ROOT / "tutorial_plumbing.py"
+NOTEBOOKS = ROOT / "notebooks"
+TAG = "plumbing"
+HEADER = (
+    '# @title Plumbing (hidden): shared helpers { display-mode: "form" }\n'
+    "# Copied from tutorial_plumbing.py by tools/carry_plumbing.py. Edit the module, not this cell."
+)
+
+
+@dataclasses.dataclass
+class Definition:
+    names: set  # names it binds at module level
+    uses: set  # names it reads
+    source: str
+    group: int = 0  # imports only: blank-line separated block in the module (stdlib, third-party)
+    first: int = 0  # first and last line in the module
+    last: int = 0
+
+
+def module_parts(source: str) -> tuple[list, list]:
+    """(imports, definitions) of a module, each a Definition, in source order."""
+    lines = source.splitlines()
+    imports, definitions, group, previous_end = [], [], 0, None
+    for node in ast.parse(source).body:
+        first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+        while first > 1 and lines[first - 2].startswith("#"):
+            first -= 1  # comment lines right above a definition belong to it
+        text = "\n".join(lines[first - 1 : node.end_lineno])
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            if previous_end is not None and first > previous_end + 1:
+                group += 1
+            bound = {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+            imports.append(Definition(bound, set(), text, group))
+            previous_end = node.end_lineno
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef | ast.Assign | ast.AnnAssign):
+            definitions.append(
+                Definition(bound_names(node), used_names(node), text, 0, first, node.end_lineno)
+            )
+    return imports, definitions
+
+
+def bound_names(node) -> set:
+    if isinstance(node, ast.FunctionDef | ast.ClassDef):
+        return {node.name}
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def used_names(tree) -> set:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def parse_cell(source: str) -> ast.Module:
+    """Parse a notebook cell; IPython magics (%pip, !ls) become `pass`."""
+    python = re.sub(r"(?m)^(\s*)[%!].*$", r"\1pass", source)
+    return ast.parse(python)
+
+
+def imports_in(tree) -> set:
+    """Import statements of a cell, normalised, to avoid importing the same thing twice."""
+    return {
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    }
+
+
+def plumbing_cell_source(notebook, module_source: str) -> str:
+    """What the notebook's plumbing cell must contain."""
+    imports, definitions = module_parts(module_source)
+    cells = [c for c in notebook.cells if c.cell_type == "code"]
+    position = next(i for i, c in enumerate(cells) if TAG in c.metadata.get("tags", []))
+    used, earlier_imports = set(), set()
+    for index, cell in enumerate(cells):
+        if index == position:
+            continue
+        tree = parse_cell(cell.source)
+        used |= used_names(tree)
+        if index < position:
+            earlier_imports |= imports_in(tree)
+
+    needed = set(used)
+    chosen = []
+    while True:
+        chosen = [d for d in definitions if d.names & needed]
+        grown = needed | {name for d in chosen for name in d.uses}
+        if grown == needed:
+            break
+        needed = grown
+
+    blocks = {}
+    for imported in imports:
+        if imported.names & needed and imports_in(ast.parse(imported.source)) - earlier_imports:
+            blocks.setdefault(imported.group, []).append(imported.source)
+    import_text = "\n\n".join("\n".join(block) for _, block in sorted(blocks.items()))
+    text = HEADER + ("\n" + import_text if import_text else "")
+    previous = None
+    for definition in chosen:
+        adjacent = previous is not None and definition.first == previous.last + 1
+        text += ("\n" if adjacent else "\n\n\n") + definition.source
+        previous = definition
+    return text
+
+
+def plumbing_notebooks() -> list:
+    """(path, notebook) for every notebook that has a plumbing cell."""
+    found = []
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        if any(TAG in c.metadata.get("tags", []) for c in notebook.cells):
+            found.append((path, notebook))
+    return found
+
+
+def stale_copies(module_source: str | None = None) -> list:
+    """Notebooks whose plumbing cell differs from what the module says it should be."""
+    module_source = module_source if module_source is not None else MODULE.read_text()
+    stale = []
+    for path, notebook in plumbing_notebooks():
+        cell = next(c for c in notebook.cells if TAG in c.metadata.get("tags", []))
+        if cell.source != plumbing_cell_source(notebook, module_source):
+            stale.append(path)
+    return stale
+
+
+def carry(module_source: str | None = None) -> list:
+    """Rewrite every stale plumbing cell; return the notebooks changed."""
+    module_source = module_source if module_source is not None else MODULE.read_text()
+    changed = []
+    for path, notebook in plumbing_notebooks():
+        cell = next(c for c in notebook.cells if TAG in c.metadata.get("tags", []))
+        expected = plumbing_cell_source(notebook, module_source)
+        if cell.source != expected:
+            cell.source = expected
+            nbformat.write(notebook, path)
+            changed.append(path)
+    return changed
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale copies")
+    args = parser.parse_args(argv)
+    if args.check:
+        stale = stale_copies()
+        for path in stale:
+            print(f"{path.relative_to(ROOT)}: plumbing cell differs from tutorial_plumbing.py")
+        if stale:
+            print("Run: python tools/carry_plumbing.py")
+        return 1 if stale else 0
+    for path in carry():
+        print(f"updated {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
