@@ -134,7 +134,8 @@ class TwoClassData:
     decode: Callable
     scan: object = None  # the FolderScan of your folder; None for TFDS
 
-    def batches(self, split, image_size, batch_size, shuffle=False, seed=None):
+    def batches(self, split, image_size, batch_size, shuffle=False, seed=None, augmentation=None):
+        """Batches of (images 0-255, labels); `augmentation` runs on each batch if given."""
         references = self.splits[split]
         if shuffle:
             buffer = min(sum(self.counts[split]), SHUFFLE_BUFFER)
@@ -142,8 +143,13 @@ class TwoClassData:
         images = references.map(
             lambda reference, label: (resize_image(self.decode(reference), image_size), label),
             num_parallel_calls=tf.data.AUTOTUNE,
-        )
-        return images.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ).batch(batch_size)
+        if augmentation is not None:
+            images = images.map(
+                lambda batch, labels: (augmentation(batch, training=True), labels),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        return images.prefetch(tf.data.AUTOTUNE)
 
     def image_sizes(self, limit=1000) -> list:
         """(width, height) of up to `limit` images as stored, before any resizing."""
@@ -156,11 +162,37 @@ class TwoClassData:
         )
         return [(int(width), int(height)) for height, width in shapes.as_numpy_iterator()]
 
+    def images(self, split, indices, image_size) -> list:
+        """The images at these positions of a split (in batches() order), resized."""
+        wanted, found = set(int(i) for i in indices), {}
+        for index, (image, _) in enumerate(self.batches(split, image_size, 1).unbatch()):
+            if index in wanted:
+                found[index] = image.numpy()
+        return [found[int(i)] for i in indices]
+
+    def file_paths(self, split):
+        """The split's file paths in batches() order (your folder), or None (TFDS)."""
+        if self.scan is None:
+            return None
+        return [path.decode() for path, _ in self.splits[split].as_numpy_iterator()]
+
     def print_counts(self) -> None:
         names = self.class_names
         print(f"{'split':<12}{names[0]:>10}{names[1]:>10}{'total':>10}")
         for split, counts in self.counts.items():
             print(f"{split:<12}{counts[0]:>10}{counts[1]:>10}{sum(counts):>10}")
+
+
+def make_augmentation(seed=None):
+    """Random flips, small turns and small zooms: a slightly different image every epoch."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.1, seed=seed),
+            keras.layers.RandomZoom(0.1, seed=seed),
+        ],
+        name="augmentation",
+    )
 
 
 def load_two_class_data(data_dir=None, seed=0) -> TwoClassData:
@@ -746,7 +778,7 @@ def show_images(images, titles, columns=4, path=None) -> None:
         plt.axis("off")
     plt.tight_layout()
     if path:
-        plt.savefig(path, dpi=80)
+        plt.savefig(path, dpi=80, bbox_inches="tight")
     plt.show()
 
 
@@ -778,5 +810,95 @@ def plot_history(phases, path=None) -> None:
         axis.legend()
     figure.tight_layout()
     if path:
-        figure.savefig(path, dpi=80)
+        figure.savefig(path, dpi=80, bbox_inches="tight")
     plt.show()
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation, explanation, export
+
+
+def binary_metrics(labels, probabilities, threshold=0.5) -> dict:
+    """Accuracy, precision, recall, F1 (for class 1), ROC AUC and the confusion matrix."""
+    from sklearn import metrics
+
+    labels = np.asarray(labels).astype(int)
+    predicted = (np.asarray(probabilities) >= threshold).astype(int)
+    matrix = metrics.confusion_matrix(labels, predicted, labels=[0, 1])
+    both_classes = len(np.unique(labels)) == 2
+    return {
+        "threshold": float(threshold),
+        "accuracy": float(metrics.accuracy_score(labels, predicted)),
+        "precision": float(metrics.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(metrics.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(metrics.f1_score(labels, predicted, zero_division=0)),
+        "roc_auc": float(metrics.roc_auc_score(labels, probabilities)) if both_classes else None,
+        "confusion_matrix": matrix.tolist(),  # rows: true class, columns: predicted class
+    }
+
+
+def grad_cam(model, images, layer_name="block5_conv3"):
+    """Grad-CAM heatmaps (0-1, one per image, at the layer's resolution) and probabilities.
+
+    Each heatmap shows where `layer_name`'s features pushed the model towards the class it
+    predicted. It needs the layer in `model` itself, not inside a nested model: the series
+    builds VGG16 on the model's own input (input_tensor=...) for exactly this reason.
+    """
+    explainer = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
+    images = tf.convert_to_tensor(images, tf.float32)
+    with tf.GradientTape() as tape:
+        feature_maps, probabilities = explainer(images, training=False)
+        probabilities = tf.cast(probabilities[:, 0], tf.float32)
+        # The score of the predicted class: p for class 1, 1 - p for class 0.
+        scores = tf.where(probabilities >= 0.5, probabilities, 1.0 - probabilities)
+    gradients = tf.cast(tape.gradient(scores, feature_maps), tf.float32)
+    feature_maps = tf.cast(feature_maps, tf.float32)
+    channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
+    heatmaps = tf.nn.relu(tf.reduce_sum(feature_maps * channel_weights, axis=-1))
+    peak = tf.reduce_max(heatmaps, axis=(1, 2), keepdims=True)
+    heatmaps = tf.math.divide_no_nan(heatmaps, peak)
+    return heatmaps.numpy(), probabilities.numpy()
+
+
+def overlay_heatmap(image, heatmap, opacity=0.45) -> np.ndarray:
+    """An image (0-255) with a heatmap (0-1) laid over it in colour, as uint8."""
+    image = np.asarray(image, dtype=np.float32)
+    resized = tf.image.resize(heatmap[..., None], image.shape[:2]).numpy()[..., 0]
+    colours = plt.get_cmap("jet")(np.clip(resized, 0, 1))[..., :3] * 255
+    return np.clip((1 - opacity) * image + opacity * colours, 0, 255).astype(np.uint8)
+
+
+def predict_file(model, path, image_size):
+    """(probability of class 1, the image as the model saw it) for one image file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CannotContinue(f"No file at {path}. What to do: check IMAGE_PATH.")
+    problem, _, _ = inspect_image(path)
+    if problem:
+        raise CannotContinue(f"Cannot use {path.name}: {problem}.")
+    image = resize_image(load_image(path), image_size)
+    probability = float(model.predict(image[None], verbose=0)[0, 0])
+    return probability, image.numpy()
+
+
+def float32_copy(model):
+    """The same model and weights, computing in float32: what SavedModel and TFLite need.
+
+    Mixed-precision layers (bfloat16 on CPUs, float16 on GPUs) do not convert to TFLite.
+    """
+
+    def to_float32(config):
+        if isinstance(config, dict):
+            if str(config.get("class_name", "")).endswith("DTypePolicy"):
+                return "float32"
+            return {key: to_float32(value) for key, value in config.items()}
+        if isinstance(config, list):
+            return [to_float32(value) for value in config]
+        return config
+
+    copy = keras.Model.from_config(
+        to_float32(model.get_config()),
+        custom_objects={"preprocess_input": vgg16.preprocess_input},
+    )
+    copy.set_weights(model.get_weights())
+    return copy

@@ -142,3 +142,69 @@ def test_model_saved_as_keras_file_reloads_and_predicts_the_same(tmp_path):
     np.testing.assert_array_equal(
         reloaded.predict(images, verbose=0), model.predict(images, verbose=0)
     )
+
+
+def test_binary_metrics_match_a_hand_computed_example():
+    labels = [1, 1, 1, 0, 0, 0, 1, 0]
+    probabilities = [0.9, 0.8, 0.4, 0.3, 0.6, 0.1, 0.7, 0.2]
+    # At 0.5: predicted 1 1 0 0 1 0 1 0 -> TP 3, FN 1, FP 1, TN 3.
+    result = plumbing.binary_metrics(labels, probabilities, threshold=0.5)
+    assert result["confusion_matrix"] == [[3, 1], [1, 3]]
+    assert result["accuracy"] == pytest.approx(6 / 8)
+    assert result["precision"] == pytest.approx(3 / 4)
+    assert result["recall"] == pytest.approx(3 / 4)
+    assert result["f1"] == pytest.approx(3 / 4)
+    # 15 of the 16 (positive, negative) pairs are ranked right: only 0.4 < 0.6.
+    assert result["roc_auc"] == pytest.approx(15 / 16)
+    # A stricter threshold: predicted 1 1 0 0 0 0 0 0 -> TP 2, FN 2, FP 0, TN 4.
+    strict = plumbing.binary_metrics(labels, probabilities, threshold=0.75)
+    assert strict["confusion_matrix"] == [[4, 0], [2, 2]]
+    assert (strict["precision"], strict["recall"]) == (1.0, 0.5)
+    assert strict["roc_auc"] == result["roc_auc"]
+
+
+@pytest.fixture(scope="module")
+def saved_series_model(tmp_path_factory):
+    """A model built as in the series, saved and reloaded: what notebook 04 works on."""
+    path = tmp_path_factory.mktemp("model") / "fine_tuned.keras"
+    build_series_model(image_size=64).save(path)
+    return plumbing.load_model_from(path, made_by="03")
+
+
+def test_grad_cam_gives_one_normalised_heatmap_per_image(saved_series_model):
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    images[1, :32] = 0  # a different picture: the top half black
+    heatmaps, probabilities = plumbing.grad_cam(saved_series_model, images)
+    assert heatmaps.shape == (2, 4, 4)  # block5_conv3 at 64 px: a 4 x 4 grid
+    assert heatmaps.min() >= 0 and heatmaps.max() <= 1
+    assert np.allclose(heatmaps.max(axis=(1, 2)), 1.0)
+    assert not np.allclose(heatmaps[0], heatmaps[1])
+    expected = saved_series_model.predict(images, verbose=0)[:, 0]
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    overlay = plumbing.overlay_heatmap(images[0], heatmaps[0])
+    assert overlay.shape == (64, 64, 3) and overlay.dtype == np.uint8
+
+
+def test_float32_copy_predicts_like_the_mixed_precision_model(tmp_path, restore_policy):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_series_model()
+    copy = plumbing.float32_copy(model)
+    assert {layer.compute_dtype for layer in copy.layers[1:]} == {"float32"}  # [0] is the input
+    images, _, _ = image_batches(count=4)
+    np.testing.assert_allclose(
+        copy.predict(images, verbose=0), model.predict(images, verbose=0), atol=0.02
+    )
+
+
+def test_predict_file_reads_an_image_and_refuses_a_non_image(tmp_path, saved_series_model):
+    from PIL import Image
+
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (80, 60), (200, 30, 30)).save(photo)
+    probability, image = plumbing.predict_file(saved_series_model, photo, 64)
+    assert 0.0 <= probability <= 1.0 and image.shape == (64, 64, 3)
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a photo")
+    with pytest.raises(plumbing.CannotContinue, match="notes.jpg: not an image"):
+        plumbing.predict_file(saved_series_model, notes, 64)

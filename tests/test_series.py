@@ -1,4 +1,4 @@
-"""The series end to end: notebooks 01-03 run headless, offline, on tiny settings.
+"""The series end to end: notebooks 01-04 run headless, offline, on tiny settings.
 
 Two runs, as a reader would make them:
 - TFDS cats_vs_dogs (fake examples from tfds.testing.mock_data), the uncached path with
@@ -18,7 +18,7 @@ from conftest import MOCK_TFDS, OFFLINE, TINY, notebook_text, run_notebooks
 
 import tutorial_plumbing as plumbing
 
-SERIES = ["01", "02", "03"]
+SERIES = ["01", "02", "03", "04"]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,11 @@ def test_tfds_run_writes_every_artifact(tfds_run):
         "fine_tuned.json",
         "training_curves.png",
         "metrics.json",
+        "confusion_matrix.png",
+        "grad_cam.png",
+        "saved_model/saved_model.pb",
+        "fine_tuned.tflite",
+        "evaluation.json",
     ]:
         assert (run_dir / name).is_file(), name
     counts = read_json(run_dir / "data_counts.json")
@@ -73,6 +78,24 @@ def test_folder_run_learns_the_two_classes(folder_run):
     assert metrics["class_names"] == ["blues", "reds"]
     assert metrics["feature_cache"] is True
     assert metrics["test_accuracy"] >= 0.9, "labels wired wrong? test accuracy near chance"
+
+
+def test_evaluation_agrees_with_fine_tuning_and_exports_predict_the_same(folder_run):
+    run_dir, executed = folder_run
+    evaluation = read_json(run_dir / "evaluation.json")
+    metrics = read_json(run_dir / "metrics.json")
+    test = evaluation["test"]
+    assert test["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert sum(map(sum, test["confusion_matrix"])) == metrics["test_images"]
+    assert test["roc_auc"] >= 0.9
+    sweep = evaluation["threshold_sweep"]
+    assert [row["threshold"] for row in sweep] == sorted(row["threshold"] for row in sweep)
+    exports = evaluation["exports"]
+    assert exports[".keras"]["max_difference"] == 0.0
+    for name in ("SavedModel", "TFLite"):
+        assert exports[name]["size_mib"] > 1
+        assert exports[name]["max_difference"] < 0.02, name
+    assert "P(reds) =" in notebook_text(executed["04"])
 
 
 def test_fine_tuning_unfroze_block5_only(folder_run):
