@@ -93,12 +93,15 @@ def choose_precision() -> str:
     return policy
 
 
+GOOGLE_DRIVE = "/content/drive"  # where Colab mounts Google Drive
+
+
 def mount_drive_if_needed(*paths) -> None:
     """In Colab, mount Google Drive when a path lives on it (/content/drive/...)."""
-    if running_in_colab() and any(str(p).startswith("/content/drive") for p in paths if p):
+    if running_in_colab() and any(str(p).startswith(GOOGLE_DRIVE) for p in paths if p):
         from google.colab import drive
 
-        drive.mount("/content/drive")
+        drive.mount(GOOGLE_DRIVE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,6 +307,9 @@ def prepare_image_folder(data_dir) -> Path:
             "/content/drive/MyDrive/."
         )
     if path.is_dir():
+        if str(path.resolve()).startswith(GOOGLE_DRIVE):
+            print("Tip: reading many small files from Google Drive is slow. A .zip of this folder")
+            print("on Drive is faster: it is copied to local disk once and unpacked there.")
         return path
     if zipfile.is_zipfile(path):
         return unpack_zip(path)
@@ -340,7 +346,7 @@ def unpack_zip(zip_path: Path) -> Path:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     source = zip_path
-    if str(zip_path.resolve()).startswith("/content/drive"):
+    if str(zip_path.resolve()).startswith(GOOGLE_DRIVE):
         print(f"Copying {zip_path.name} from Google Drive to local disk ...")
         source = Path(shutil.copy2(zip_path, SCRATCH_DIR / zip_path.name))
     print(f"Unpacking {zip_path.name} into {target} ...")
@@ -430,22 +436,25 @@ def inspect_image(path: Path):
         return f"truncated or damaged: {error}", None, None
     notes = []
     if mode != "RGB":
-        notes.append(f"{mode_description(mode)}, converted to RGB")
+        notes.append(mode_description(mode))
     if frames > 1 and image_format != "MPO":  # MPO: a camera JPEG with extra (depth) images
         notes.append(f"animated ({frames} frames), the first frame is used")
     return None, "; ".join(notes) or None, size
 
 
 def mode_description(mode: str) -> str:
+    """What reading does to an image of this Pillow mode, in words."""
+    if mode in ("RGBA", "LA", "PA"):
+        return "transparent, put on a white background"
+    if mode.startswith("I"):
+        return "16-bit, scaled to 8-bit RGB"
     names = {
         "L": "grayscale",
-        "LA": "grayscale with transparency",
         "P": "palette colours",
-        "RGBA": "with transparency",
         "CMYK": "CMYK colours",
         "1": "black and white",
     }
-    return names.get(mode, "16-bit" if mode.startswith("I") else f"mode {mode}")
+    return f"{names.get(mode, f'mode {mode}')}, converted to RGB"
 
 
 @dataclasses.dataclass
