@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import papermill
 
+    # Quieter kernels: TensorFlow's C++ start-up notes would fill every notebook's output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     notebooks = series_notebooks(args.notebooks)
     run_dir = new_run_dir(Path(args.runs_dir))
     try:
