@@ -133,29 +133,24 @@ def plumbing_notebooks() -> list:
     return found
 
 
-def stale_copies(module_source: str | None = None) -> list:
-    """Notebooks whose plumbing cell differs from what the module says it should be."""
+def carry(module_source: str | None = None, write: bool = True) -> list:
+    """The notebooks whose plumbing cell differs from the module; with write, rewrite them."""
     module_source = module_source if module_source is not None else MODULE.read_text()
     stale = []
     for path, notebook in plumbing_notebooks():
         cell = next(c for c in notebook.cells if TAG in c.metadata.get("tags", []))
-        if cell.source != plumbing_cell_source(notebook, module_source):
+        expected = plumbing_cell_source(notebook, module_source)
+        if cell.source != expected:
             stale.append(path)
+            if write:
+                cell.source = expected
+                nbformat.write(notebook, path)
     return stale
 
 
-def carry(module_source: str | None = None) -> list:
-    """Rewrite every stale plumbing cell; return the notebooks changed."""
-    module_source = module_source if module_source is not None else MODULE.read_text()
-    changed = []
-    for path, notebook in plumbing_notebooks():
-        cell = next(c for c in notebook.cells if TAG in c.metadata.get("tags", []))
-        expected = plumbing_cell_source(notebook, module_source)
-        if cell.source != expected:
-            cell.source = expected
-            nbformat.write(notebook, path)
-            changed.append(path)
-    return changed
+def stale_copies(module_source: str | None = None) -> list:
+    """The notebooks whose plumbing cell differs from the module, changing nothing."""
+    return carry(module_source, write=False)
 
 
 def main(argv=None) -> int:
