@@ -137,16 +137,45 @@ class TwoClassData:
     decode: Callable
     scan: object = None  # the FolderScan of your folder; None for TFDS
 
-    def batches(self, split, image_size, batch_size, shuffle=False, seed=None, augmentation=None):
-        """Batches of (images 0-255, labels); `augmentation` runs on each batch if given."""
+    def batches(
+        self,
+        split,
+        image_size,
+        batch_size,
+        shuffle=False,
+        seed=None,
+        augmentation=None,
+        keep_in_memory=False,
+    ):
+        """Batches of (images 0-255, labels); `augmentation` runs on each batch if given.
+
+        keep_in_memory: decode and resize each image once, then keep it (as uint8) for the
+        next epochs, if that takes at most half the free memory. Otherwise every epoch
+        decodes again, as without it.
+        """
         references = self.splits[split]
-        if shuffle:
-            buffer = min(sum(self.counts[split]), SHUFFLE_BUFFER)
-            references = references.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-        images = references.map(
-            lambda reference, label: (resize_image(self.decode(reference), image_size), label),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        ).batch(batch_size)
+        count = sum(self.counts[split])
+        buffer = min(count, SHUFFLE_BUFFER)
+
+        def decoded(reference, label):
+            return resize_image(self.decode(reference), image_size), label
+
+        if keep_in_memory and fits_in_memory(count * image_size * image_size * 3, split):
+            images = references.map(
+                lambda reference, label: (
+                    tf.cast(tf.round(decoded(reference, label)[0]), tf.uint8),
+                    label,
+                ),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            ).cache()
+            if shuffle:
+                images = images.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+            images = images.map(lambda image, label: (tf.cast(image, tf.float32), label))
+        else:
+            if shuffle:
+                references = references.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+            images = references.map(decoded, num_parallel_calls=tf.data.AUTOTUNE)
+        images = images.batch(batch_size)
         if augmentation is not None:
             images = images.map(
                 lambda batch, labels: (augmentation(batch, training=True), labels),
@@ -184,6 +213,22 @@ class TwoClassData:
         print(f"{'split':<12}{names[0]:>10}{names[1]:>10}{'total':>10}")
         for split, counts in self.counts.items():
             print(f"{split:<12}{counts[0]:>10}{counts[1]:>10}{sum(counts):>10}")
+
+
+def fits_in_memory(size_bytes: int, what: str) -> bool:
+    """True (and says so) when size_bytes takes at most half the memory that is free now."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text().split("MemAvailable:")[1]
+        free = int(meminfo.split()[0]) * 1024
+    except (OSError, IndexError, ValueError):
+        free = 0
+    fits = size_bytes <= free / 2
+    decision = "keeping them in memory" if fits else "too large: decoding every epoch instead"
+    print(
+        f"Decoded {what} images need {size_bytes / 2**30:.2f} GiB "
+        f"({free / 2**30:.1f} GiB free): {decision}."
+    )
+    return fits
 
 
 def make_augmentation(seed=None):

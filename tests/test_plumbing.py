@@ -208,3 +208,24 @@ def test_predict_file_reads_an_image_and_refuses_a_non_image(tmp_path, saved_ser
     notes.write_text("not a photo")
     with pytest.raises(plumbing.CannotContinue, match="notes.jpg: not an image"):
         plumbing.predict_file(saved_series_model, notes, 64)
+
+
+def test_images_kept_in_memory_match_images_decoded_every_epoch(tmp_path, capsys):
+    from conftest import write_two_class_folder
+
+    folder = write_two_class_folder(tmp_path / "photos", per_class=12)
+    data = plumbing.load_two_class_data(str(folder), seed=0)
+    fresh = np.concatenate([x for x, _ in data.batches("train", 32, 8)])
+    kept = data.batches("train", 32, 8, keep_in_memory=True)
+    assert "keeping them in memory" in capsys.readouterr().out
+    for _ in range(2):  # the second epoch reads from memory
+        np.testing.assert_allclose(np.concatenate([x for x, _ in kept]), fresh, atol=0.5)
+    shuffled = data.batches("train", 32, 8, shuffle=True, seed=1, keep_in_memory=True)
+    epochs = [np.concatenate([y for _, y in shuffled]) for _ in range(2)]
+    assert sorted(epochs[0]) == sorted(epochs[1]) and len(epochs[0]) == len(fresh)
+
+
+def test_images_too_large_for_memory_are_decoded_every_epoch(monkeypatch, capsys):
+    monkeypatch.setattr(plumbing.Path, "read_text", lambda self: "MemAvailable: 1000 kB\n")
+    assert not plumbing.fits_in_memory(10**9, "train")
+    assert "too large: decoding every epoch instead" in capsys.readouterr().out
