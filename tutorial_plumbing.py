@@ -117,6 +117,18 @@ SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 SHUFFLE_BUFFER = 4096
 
 
+def without_autotune(dataset):
+    """`dataset` with tf.data's autotuner off.
+
+    With it on, TensorFlow often held the end of a pass over our datasets until the
+    autotuner's next wake-up, whose period keeps doubling: a pass that was done after 3.0 s
+    returned after 5.1 s. Our pipelines decode as fast without it (benchmarks/speed.py).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
 def resize_image(image, image_size: int):
     """Any uint8 image [H, W, 3] -> float32 [image_size, image_size, 3], still 0-255."""
     return tf.image.resize(image, (image_size, image_size), antialias=True)
@@ -181,7 +193,7 @@ class TwoClassData:
                 lambda batch, labels: (augmentation(batch, training=True), labels),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
-        return images.prefetch(tf.data.AUTOTUNE)
+        return without_autotune(images.prefetch(tf.data.AUTOTUNE))
 
     def image_sizes(self, limit=1000) -> list:
         """(width, height) of up to `limit` images as stored, before any resizing."""
@@ -761,7 +773,7 @@ def cached_batches(features, labels, batch_size, shuffle=False, seed=None):
     if shuffle:
         order = order.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     batches = order.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(batches.prefetch(tf.data.AUTOTUNE))
 
 
 def save_json(data, path) -> None:

@@ -9,6 +9,7 @@ import contextlib
 import os
 from pathlib import Path
 
+import keras
 import nbformat
 import numpy as np
 import pytest
@@ -106,3 +107,11 @@ def write_two_class_folder(root: Path, per_class: int = 60, seed: int = 0) -> Pa
 @pytest.fixture(scope="session")
 def easy_folder(tmp_path_factory) -> Path:
     return write_two_class_folder(tmp_path_factory.mktemp("photos") / "my_photos")
+
+
+@pytest.fixture
+def restore_policy():
+    """Put back the global dtype policy a test changes."""
+    before = keras.mixed_precision.global_policy().name
+    yield
+    keras.mixed_precision.set_global_policy(before)

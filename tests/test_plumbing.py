@@ -10,13 +10,6 @@ from keras.applications import vgg16
 import tutorial_plumbing as plumbing
 
 
-@pytest.fixture
-def restore_policy():
-    before = keras.mixed_precision.global_policy().name
-    yield
-    keras.mixed_precision.set_global_policy(before)
-
-
 def build_series_model(image_size=32, seed=0):
     """The model as notebook 02 builds it (random weights, no augmentation)."""
     keras.utils.set_random_seed(seed)
@@ -223,6 +216,26 @@ def test_images_kept_in_memory_match_images_decoded_every_epoch(tmp_path, capsys
     shuffled = data.batches("train", 32, 8, shuffle=True, seed=1, keep_in_memory=True)
     epochs = [np.concatenate([y for _, y in shuffled]) for _ in range(2)]
     assert sorted(epochs[0]) == sorted(epochs[1]) and len(epochs[0]) == len(fresh)
+
+
+def test_every_dataset_the_notebooks_train_on_has_the_autotuner_off(tmp_path):
+    """With it on, passes over our datasets often ended seconds late (see without_autotune)."""
+    from conftest import write_two_class_folder
+
+    folder = write_two_class_folder(tmp_path / "photos", per_class=6)
+    data = plumbing.load_two_class_data(str(folder), seed=0)
+    features, labels = np.zeros((6, 4), np.float16), np.arange(6) % 2
+    datasets = [
+        data.batches("train", 32, 4),
+        data.batches(
+            "train", 32, 4, shuffle=True, seed=1, augmentation=plumbing.make_augmentation(1)
+        ),
+        data.batches("validation", 32, 4, keep_in_memory=True),
+        plumbing.cached_batches(features, labels, 4, shuffle=True, seed=1),
+    ]
+    for dataset in datasets:
+        assert dataset.options().autotune.enabled is False
+        assert dataset.repeat().options().autotune.enabled is False  # as fit() may wrap it
 
 
 def test_images_too_large_for_memory_are_decoded_every_epoch(monkeypatch, capsys):

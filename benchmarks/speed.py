@@ -1,0 +1,800 @@
+"""Speed of the naive transfer-learning recipe against this project's fast path, side by side.
+
+Both run in one process on the same synthetic data, with VGG16 at random weights
+(weights=None does the same arithmetic as the ImageNet weights):
+
+  naive    phase 1  model.fit on the whole model (images in, base frozen) in float32: the frozen
+                    VGG16 runs on every image in every epoch. Images come as in the notebooks
+                    with USE_FEATURE_CACHE=False: augmented in the input pipeline, decoded once
+                    and kept in memory (batches(..., keep_in_memory=True)).
+           phase 2  a fine-tuning epoch of the whole model in float32, fed the same way: forward
+                    through every block, backward through block5 and the head.
+  project  phase 1  one pass of tutorial_plumbing.cache_features through the frozen base, at the
+                    precision choose_precision() picks for this machine, then head epochs on
+                    cached_batches (notebook 02 with USE_FEATURE_CACHE).
+           phase 2  block4_pool outputs cached once to files (FeatureFile), then block5 + head
+                    epochs on cached_batches (notebook 03 with USE_FEATURE_CACHE).
+
+The images are JPEGs of cats_vs_dogs-like sizes (about 500x375) written to a temporary folder
+and read by tutorial_plumbing.load_two_class_data(folder).batches(), which decodes and resizes
+them in a tf.data pipeline, so every image pays its decoding as it would in the notebooks.
+
+The naive recipe is too slow to run in full. It is timed on a few batches after one warm-up step
+(the first call traces the graph; its time is reported, not counted) and scaled linearly:
+measured seconds per image x images x epochs. Its validation passes are costed at the float32
+forward rate on in-memory tensors, which leaves out their decoding: this flatters the naive side.
+The project side is timed in full on every image, tracing included, except that the feature
+extractor is traced before the extraction rate is taken.
+
+The plumbing switches tf.data's autotuner off in every dataset it makes (see
+tutorial_plumbing.without_autotune): with it on, TensorFlow 2.21 here often held the end of a
+pass over a dataset until the autotuner's next wake-up. So the datasets timed here are exactly
+the notebooks' datasets.
+
+Peak memory (ru_maxrss) is measured in a fresh subprocess per dataset size, running the project
+path end to end, to show that it does not grow with the number of images.
+
+    python benchmarks/speed.py                           # 224 px, 256 images: a few minutes
+    python benchmarks/speed.py --images 512 --json speed.json
+    python benchmarks/speed.py --quick                   # smoke test: small and fast
+"""
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras import layers  # noqa: E402
+from keras.applications import vgg16  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import tutorial_plumbing as plumbing  # noqa: E402
+
+# fit() says that it ignores shuffle=True for a tf.data.Dataset: the pipelines shuffle themselves.
+warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+
+SEED = 42
+HEAD_EPOCHS = 10  # notebook 02's EPOCHS
+HEAD_LEARNING_RATE = 1e-3
+FINE_TUNE_LEARNING_RATE = 1e-5  # notebook 03's LEARNING_RATE
+FINE_TUNE_EPOCHS_TIMED = 3  # phase 2 epochs run on the cache here (the first one traces)
+UNFREEZE_FROM = "block5_conv1"
+CACHED_LAYER = "block4_pool"  # the last frozen layer when fine-tuning from block5
+# cats_vs_dogs as the notebooks slice it (80/10/10 of the 23,262 images TFDS keeps).
+FULL_RUN_IMAGES = {"train": 18610, "validation": 2326, "test": 2326}
+FULL_RUN_FINE_TUNE_EPOCHS = 5  # notebook 03's FINE_TUNE_EPOCHS
+# NVIDIA T4 datasheet (https://www.nvidia.com/en-us/data-center/tesla-t4/): peak TFLOPS.
+T4_PEAK_TFLOPS = {"mixed_float16": 65.0, "float32": 8.1}
+T4_ASSUMED_EFFICIENCY = 0.3  # an assumption, not a measurement: share of peak Keras reaches
+# (width, height) of the generated JPEGs: cats_vs_dogs images are mostly 500 px on the long side.
+JPEG_SIZES = [(500, 375), (500, 375), (375, 500), (500, 333), (400, 300)]
+QUICK = {"image_size": 32, "images": 48, "batch_size": 8, "rss_sizes": [24, 96]}
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine, the data, the model
+
+
+def machine_description(policy: str, load_at_start: float) -> dict:
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu_model,
+        "cores": len(os.sched_getaffinity(0)),
+        "bfloat16_in_hardware": plumbing.cpu_supports_bfloat16(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "policy": policy,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "load_average_at_start": round(load_at_start, 2),
+    }
+
+
+def write_jpeg_folder(folder: Path, count: int, seed: int = SEED) -> float:
+    """Two class folders of `count` smooth, slightly noisy JPEGs; returns their mean size in KiB."""
+    rng = np.random.default_rng(seed)
+    total_bytes = 0
+    for index in range(count):
+        width, height = JPEG_SIZES[rng.integers(len(JPEG_SIZES))]
+        coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+        smooth = Image.fromarray(coarse).resize((width, height), Image.BICUBIC)
+        pixels = np.asarray(smooth, np.int16) + rng.integers(-4, 5, (height, width, 1))
+        path = folder / ("cats", "dogs")[index % 2] / f"{index:06d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
+        total_bytes += path.stat().st_size
+    return total_bytes / count / 1024
+
+
+@contextlib.contextmanager
+def quiet():
+    """Keep the plumbing's messages (folder summary, memory decisions) out of the report."""
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+def load_folder_quietly(folder: Path) -> plumbing.TwoClassData:
+    with quiet():
+        return plumbing.load_two_class_data(folder, seed=SEED)
+
+
+def build_model(image_size: int) -> keras.Model:
+    """Notebook 02's model, at the global dtype policy in force, with random weights."""
+    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    x = layers.Lambda(vgg16.preprocess_input, name="preprocess")(inputs)
+    base = vgg16.VGG16(include_top=False, weights=None, input_tensor=x)
+    base.trainable = False
+    x = layers.GlobalAveragePooling2D(name="pooled_features")(base.output)
+    x = layers.Dense(256, activation="relu", name="head_dense")(x)
+    x = layers.Dropout(0.5, name="head_dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
+    return keras.Model(inputs, outputs, name="vgg16_transfer")
+
+
+def unfreeze_from(model, layer_name: str) -> None:
+    """Notebook 03: `layer_name` and every layer after it learn; the layers before it are frozen."""
+    first = [layer.name for layer in model.layers].index(layer_name)
+    for index, layer in enumerate(model.layers):
+        layer.trainable = index >= first
+
+
+def compile_binary(model, learning_rate: float):
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def submodel(model, start: str | None, end: str) -> keras.Model:
+    """The layers of `model` from the output of `start` (None: the input) to the output of `end`."""
+    inputs = model.input if start is None else model.get_layer(start).output
+    outputs = model.output if end == "output" else model.get_layer(end).output
+    return keras.Model(inputs, outputs)
+
+
+def vgg16_gflops(model) -> dict:
+    """Floating-point operations per image (2 per multiply-add) counted from the layer shapes."""
+    macs = {}
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            height, width = layer.output.shape[1:3]
+            macs[layer.name] = height * width * int(np.prod(layer.kernel.shape))
+        elif isinstance(layer, layers.Dense):
+            macs[layer.name] = int(np.prod(layer.kernel.shape))
+    conv = {name: value for name, value in macs.items() if name.startswith("block")}
+    block5 = {name: value for name, value in conv.items() if name.startswith("block5")}
+    head = sum(value for name, value in macs.items() if name.startswith(("head", "probability")))
+    block5_and_head = sum(block5.values()) + head
+    # Backward: weight gradients for every trainable layer, input gradients for all but the
+    # first one (nothing before block5_conv1 learns).
+    block5_train = 3 * block5_and_head - block5[UNFREEZE_FROM]
+    return {
+        "base_forward": 2e-9 * sum(conv.values()),
+        "to_block4_pool_forward": 2e-9 * (sum(conv.values()) - sum(block5.values())),
+        "block5_and_head_forward": 2e-9 * block5_and_head,
+        "block5_and_head_train_step": 2e-9 * block5_train,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on this machine have used since boot (steal time included)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(function):
+    """(result, wall seconds, cores this process kept busy, cores other processes kept busy).
+
+    Other processes on a small machine take cores from the one measured: `other_cores` above
+    about 0.2 means the timing was disturbed and should be taken again.
+    """
+    cpu, machine, wall = time.process_time(), machine_busy_seconds(), time.perf_counter()
+    result = function()
+    wall = time.perf_counter() - wall
+    ours = (time.process_time() - cpu) / wall
+    everyone = (machine_busy_seconds() - machine) / wall
+    return result, wall, {"busy_cores": ours, "other_cores": max(0.0, everyone - ours)}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall seconds of each epoch, validation included."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def forward_rate(extractor, image_size: int, batch_size: int, repeats: int) -> dict:
+    """Images/s through `extractor` on an in-memory batch, after tracing it (full and odd batch)."""
+    images = tf.random.uniform((batch_size, image_size, image_size, 3), 0, 255, seed=SEED)
+    _, warmup, _ = timed(
+        lambda: (extractor.predict_on_batch(images), extractor.predict_on_batch(images[:1]))
+    )
+    _, wall, load = timed(lambda: [extractor.predict_on_batch(images) for _ in range(repeats)])
+    return {"images_per_s": repeats * batch_size / wall, "warmup_s": warmup} | load
+
+
+def merge_rates(first: dict, second: dict) -> dict:
+    """Two forward_rate() results of equal size as one: the harmonic mean of their rates."""
+    merged = {"images_per_s": 2 / (1 / first["images_per_s"] + 1 / second["images_per_s"])}
+    for key in ("busy_cores", "other_cores"):
+        merged[key] = (first[key] + second[key]) / 2
+    return merged | {"warmup_s": first["warmup_s"]}
+
+
+def stream_rate(batches) -> dict:
+    """Images/s out of a dataset of (inputs, labels) batches alone, with no model to feed."""
+    count, wall, load = timed(lambda: sum(int(inputs.shape[0]) for inputs, _ in batches))
+    return {"images_per_s": count / wall} | load
+
+
+def fit_on_images_cost(model, data, image_size, batch_size, steps, learning_rate) -> dict:
+    """Seconds per image of model.fit on images, from `steps` batches after a warm-up step.
+
+    The images come as in the notebooks without the feature cache: augmented in the input
+    pipeline, decoded once and kept in memory.
+    """
+    compile_binary(model, learning_rate)
+    with quiet():
+        stream = data.batches(
+            "train",
+            image_size,
+            batch_size,
+            shuffle=True,
+            seed=SEED,
+            augmentation=plumbing.make_augmentation(seed=SEED),
+            keep_in_memory=True,
+        )
+    stream = stream.repeat()
+    _, warmup, _ = timed(lambda: model.fit(stream, epochs=1, steps_per_epoch=1, verbose=0))
+    _, wall, load = timed(lambda: model.fit(stream, epochs=1, steps_per_epoch=steps, verbose=0))
+    images = steps * batch_size
+    return {
+        "seconds_per_image": wall / images,
+        "images_per_s": images / wall,
+        "timed_images": images,
+        "warmup_s": warmup,
+    } | load
+
+
+def extract(extractor, data, splits, image_size, batch_size, cache_dir=None):
+    """plumbing.cache_features over each split: (cached features by split, timing)."""
+    cached = {}
+
+    def run():
+        for split in splits:
+            cache_file = os.path.join(cache_dir, f"{split}.f16") if cache_dir else None
+            batches = data.batches(split, image_size, batch_size)
+            cached[split] = plumbing.cache_features(extractor, batches, cache_file)
+
+    _, wall, load = timed(run)
+    images = sum(len(labels) for _, labels in cached.values())
+    return cached, {"seconds": wall, "images": images, "images_per_s": images / wall} | load
+
+
+def train_on_cache(trained, cached, epochs, batch_size, learning_rate) -> dict:
+    """fit() on plumbing.cached_batches with validation, as the notebooks do; epoch timings."""
+    compile_binary(trained, learning_rate)
+    train = plumbing.cached_batches(*cached["train"], batch_size, shuffle=True, seed=SEED)
+    validation = plumbing.cached_batches(*cached["validation"], batch_size)
+    timer = EpochTimer()
+    fit = lambda: trained.fit(  # noqa: E731
+        train, validation_data=validation, epochs=epochs, callbacks=[timer], verbose=0
+    )
+    _, wall, load = timed(fit)
+    steady = statistics.median(timer.seconds[1:] or timer.seconds)
+    return {
+        "seconds": wall,
+        "epoch_seconds": timer.seconds,
+        "steady_epoch_s": steady,
+        "warmup_s": timer.seconds[0] - steady,
+    } | load
+
+
+def evaluate_on_cache(trained, cached, split, batch_size) -> float:
+    batches = plumbing.cached_batches(*cached[split], batch_size)
+    return timed(lambda: trained.evaluate(batches, verbose=0))[1]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def current_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# The two recipes
+
+
+def run_naive(data, settings) -> dict:
+    """Float32, images in, every epoch: phase 1 (frozen base) and phase 2 (block5 learns)."""
+    keras.mixed_precision.set_global_policy("float32")
+    keras.utils.set_random_seed(SEED)
+    size, batch = settings["image_size"], settings["batch_size"]
+    model = build_model(size)
+    forward = forward_rate(submodel(model, None, "pooled_features"), size, batch, 3)
+    steps = settings["naive_steps"]
+    phase1 = fit_on_images_cost(model, data, size, batch, steps, HEAD_LEARNING_RATE)
+    unfreeze_from(model, UNFREEZE_FROM)
+    phase2 = fit_on_images_cost(model, data, size, batch, steps, FINE_TUNE_LEARNING_RATE)
+    return {"forward_float32": forward, "phase1_fit": phase1, "phase2_fit": phase2}
+
+
+def run_without_cache(data, settings, policy: str) -> dict:
+    """The notebooks with USE_FEATURE_CACHE=False: images in every epoch, at `policy`."""
+    keras.utils.set_random_seed(SEED)
+    size, batch, steps = settings["image_size"], settings["batch_size"], settings["naive_steps"]
+    model = build_model(size)
+    phase1 = fit_on_images_cost(model, data, size, batch, steps, HEAD_LEARNING_RATE)
+    unfreeze_from(model, UNFREEZE_FROM)
+    phase2 = fit_on_images_cost(model, data, size, batch, steps, FINE_TUNE_LEARNING_RATE)
+    return {"phase1_fit": phase1, "phase2_fit": phase2}
+
+
+def run_project(data, settings, cache_dir: str, policy: str) -> dict:
+    """The notebooks' cached path, at the chosen precision, through tutorial_plumbing."""
+    keras.utils.set_random_seed(SEED)
+    size, batch = settings["image_size"], settings["batch_size"]
+    model = build_model(size)
+    extractor = submodel(model, None, "pooled_features")
+    results = {
+        "gflops": vgg16_gflops(model),
+        f"forward_{policy}": forward_rate(extractor, size, batch, 3),
+        "pipeline_alone": stream_rate(data.batches("train", size, batch)),
+    }
+    features, results["phase1_extraction"] = extract(
+        extractor, data, ["train", "validation"], size, batch
+    )
+    results["phase1_cache_bytes_per_image"] = sum(f.nbytes for f, _ in features.values()) / sum(
+        len(labels) for _, labels in features.values()
+    )
+    # Measured again right after extraction, so both rates see the same machine load.
+    after = forward_rate(extractor, size, batch, 3)
+    results[f"forward_{policy}"] = merge_rates(results[f"forward_{policy}"], after)
+    head = submodel(model, "pooled_features", "output")
+    results["phase1_head"] = train_on_cache(head, features, HEAD_EPOCHS, batch, HEAD_LEARNING_RATE)
+    unfreeze_from(model, UNFREEZE_FROM)
+    block4 = submodel(model, None, CACHED_LAYER)
+    block4.predict_on_batch(tf.zeros((1, size, size, 3)))  # trace once, as forward_rate does
+    cached, results["phase2_caching"] = extract(
+        block4, data, ["train", "validation", "test"], size, batch, cache_dir
+    )
+    train_cache = plumbing.cached_batches(*cached["train"], batch, shuffle=True, seed=SEED)
+    results["phase2_cache_reading_alone"] = stream_rate(train_cache)
+    trained = submodel(model, CACHED_LAYER, "output")
+    epochs = train_on_cache(
+        trained, cached, settings["fine_tune_epochs"], batch, FINE_TUNE_LEARNING_RATE
+    )
+    images_per_epoch = len(cached["train"][1]) + len(cached["validation"][1])
+    epochs["images_per_s"] = images_per_epoch / epochs["steady_epoch_s"]
+    results["phase2_epochs"] = epochs
+    results["phase2_test_evaluation_s"] = evaluate_on_cache(trained, cached, "test", batch)
+    results["phase2_cache_mb"] = sum(f.nbytes for f, _ in cached.values()) / 2**20
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# From timings to the figures the issue asks for
+
+
+def summarize(naive, project, counts, policy) -> dict:
+    """Speedups at this run's image counts, and the efficiency of the extraction pipeline."""
+    n_train, n_val, n_test = counts["train"], counts["validation"], counts["test"]
+    naive_eval = 1 / naive["forward_float32"]["images_per_s"]  # s per validation image
+    naive_p1_epoch = n_train * naive["phase1_fit"]["seconds_per_image"] + n_val * naive_eval
+    naive_p2_epoch = n_train * naive["phase2_fit"]["seconds_per_image"] + n_val * naive_eval
+    project_p1 = project["phase1_extraction"]["seconds"] + project["phase1_head"]["seconds"]
+    p2 = project["phase2_epochs"]
+    epochs = len(p2["epoch_seconds"])
+    naive_p2_run = epochs * naive_p2_epoch + n_test * naive_eval
+    project_p2_run = (
+        project["phase2_caching"]["seconds"]
+        + sum(p2["epoch_seconds"])
+        + project["phase2_test_evaluation_s"]
+    )
+    extraction = project["phase1_extraction"]["images_per_s"]
+    return {
+        "naive_phase1_s": HEAD_EPOCHS * naive_p1_epoch,
+        "project_phase1_s": project_p1,
+        "phase1_speedup": HEAD_EPOCHS * naive_p1_epoch / project_p1,
+        "naive_phase2_epoch_s": naive_p2_epoch,
+        "project_phase2_epoch_s": p2["steady_epoch_s"],
+        "phase2_speedup": naive_p2_epoch / p2["steady_epoch_s"],
+        "phase2_run_epochs": epochs,
+        "naive_phase2_run_s": naive_p2_run,
+        "project_phase2_run_s": project_p2_run,
+        "phase2_speedup_amortised": naive_p2_run / project_p2_run,
+        "extraction_efficiency": extraction / project[f"forward_{policy}"]["images_per_s"],
+    }
+
+
+def full_run_cpu_estimate(naive, project, without_cache, counts, policy) -> dict:
+    """Seconds for the notebooks on all of cats_vs_dogs, scaled from this run's rates.
+
+    Per-epoch times scale with the images per epoch; one-time tracing is added once.
+    """
+    full = FULL_RUN_IMAGES
+    fitted = full["train"] + full["validation"]  # images per epoch, as in this run's split
+    scale = fitted / (counts["train"] + counts["validation"])
+    naive_eval = 1 / naive["forward_float32"]["images_per_s"]
+    naive_epoch = {
+        phase: full["train"] * naive[f"{phase}_fit"]["seconds_per_image"]
+        + full["validation"] * naive_eval
+        for phase in ("phase1", "phase2")
+    }
+    # Without the cache, validation passes run the whole model at the chosen precision.
+    uncached_eval = 1 / project[f"forward_{policy}"]["images_per_s"]
+    uncached_epoch = {
+        phase: full["train"] * without_cache[f"{phase}_fit"]["seconds_per_image"]
+        + full["validation"] * uncached_eval
+        for phase in ("phase1", "phase2")
+    }
+    head, epochs = project["phase1_head"], project["phase2_epochs"]
+    extraction = fitted / project["phase1_extraction"]["images_per_s"]
+    caching = sum(full.values()) / project["phase2_caching"]["images_per_s"]
+    epoch = epochs["steady_epoch_s"] * scale
+    test = project["phase2_test_evaluation_s"] * full["test"] / counts["test"]
+    return {
+        "naive_phase1_s": HEAD_EPOCHS * naive_epoch["phase1"],
+        "project_phase1_s": extraction
+        + head["warmup_s"]
+        + HEAD_EPOCHS * head["steady_epoch_s"] * scale,
+        "naive_phase2_s": FULL_RUN_FINE_TUNE_EPOCHS * naive_epoch["phase2"]
+        + full["test"] * naive_eval,
+        "project_phase2_s": caching + epochs["warmup_s"] + FULL_RUN_FINE_TUNE_EPOCHS * epoch + test,
+        "project_phase1_extraction_s": extraction,
+        "project_phase2_block4_caching_s": caching,
+        "naive_phase2_epoch_s": naive_epoch["phase2"],
+        "project_phase2_epoch_s": epoch,
+        "without_cache_phase1_epoch_s": uncached_epoch["phase1"],
+        "without_cache_phase2_epoch_s": uncached_epoch["phase2"],
+    }
+
+
+def t4_estimate(project) -> dict:
+    """Colab T4, NOT measured: datasheet peak x an assumed efficiency; decoding as measured here.
+
+    The GPU computes while the CPU decodes, so a pass over images goes at the slower of the two.
+    Colab's free runtime has 2 vCPUs like this machine: the decode rate measured here stands in
+    for it (it may well be slower there). A phase 2 epoch takes the longer of its arithmetic and
+    of reading the block4 cache at the rate measured here (from the page cache, not from disk).
+    """
+    flops, full = project["gflops"], FULL_RUN_IMAGES
+    tflops = {p: T4_ASSUMED_EFFICIENCY * peak for p, peak in T4_PEAK_TFLOPS.items()}
+    decode = project["pipeline_alone"]["images_per_s"]
+
+    def seconds(gflops_per_image, images, policy="mixed_float16"):
+        return images * gflops_per_image / (tflops[policy] * 1e3)
+
+    fitted = full["train"] + full["validation"]
+    base_rate = tflops["mixed_float16"] * 1e3 / flops["base_forward"]
+    block4_rate = tflops["mixed_float16"] * 1e3 / flops["to_block4_pool_forward"]
+    naive_rate = tflops["float32"] * 1e3 / flops["base_forward"]
+    naive_backward = flops["block5_and_head_train_step"] - flops["block5_and_head_forward"]
+    naive_phase2_epoch = seconds(
+        flops["base_forward"] + naive_backward, full["train"], "float32"
+    ) + seconds(flops["base_forward"], full["validation"], "float32")
+    project_phase2_compute = seconds(flops["block5_and_head_train_step"], full["train"])
+    project_phase2_compute += seconds(flops["block5_and_head_forward"], full["validation"])
+    reading = fitted / project["phase2_cache_reading_alone"]["images_per_s"]
+    return {
+        "assumed_efficiency": T4_ASSUMED_EFFICIENCY,
+        "peak_tflops": T4_PEAK_TFLOPS,
+        "gpu_forward_images_per_s": base_rate,
+        "decode_images_per_s_as_here": decode,
+        "naive_phase1_s": HEAD_EPOCHS * fitted / min(naive_rate, decode),
+        "project_phase1_extraction_s": fitted / min(base_rate, decode),
+        "naive_phase2_epoch_s": naive_phase2_epoch,
+        "project_phase2_block4_caching_s": sum(full.values()) / min(block4_rate, decode),
+        "project_phase2_epoch_compute_s": project_phase2_compute,
+        "project_phase2_epoch_cache_reading_s": reading,
+        "project_phase2_epoch_s": max(project_phase2_compute, reading),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak memory, one fresh process per dataset size
+
+
+def rss_child(settings) -> None:
+    """The project path end to end on `images` JPEGs; prints its peak RSS as a JSON line."""
+    with tempfile.TemporaryDirectory(prefix="speed_rss_") as scratch:
+        folder = Path(scratch) / "images"
+        write_jpeg_folder(folder, settings["images"])
+        data = load_folder_quietly(folder)
+        with quiet():
+            policy = plumbing.choose_precision()
+        project = run_rss_path(data, settings, scratch)
+        print(json.dumps({"images": settings["images"], "policy": policy} | project))
+
+
+def run_rss_path(data, settings, cache_dir) -> dict:
+    """Notebook 02 then 03 on the cache (one epoch each); RSS now and at peak after each."""
+    size, batch = settings["image_size"], settings["batch_size"]
+    model = build_model(size)
+    features, _ = extract(
+        submodel(model, None, "pooled_features"), data, ["train", "validation"], size, batch
+    )
+    train_on_cache(submodel(model, "pooled_features", "output"), features, 1, batch, 1e-3)
+    after_phase1 = {"rss_after_phase1_mb": current_rss_mb(), "peak_after_phase1_mb": peak_rss_mb()}
+    unfreeze_from(model, UNFREEZE_FROM)
+    splits = ["train", "validation", "test"]
+    cached, _ = extract(submodel(model, None, CACHED_LAYER), data, splits, size, batch, cache_dir)
+    train_on_cache(submodel(model, CACHED_LAYER, "output"), cached, 1, batch, 1e-5)
+    cache_mb = sum(f.nbytes for f, _ in cached.values()) / 2**20
+    return after_phase1 | {
+        "rss_after_phase2_mb": current_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
+        "block4_cache_mb": cache_mb,
+    }
+
+
+def measure_peak_rss(settings) -> dict:
+    """{images: child's result} for each size in settings["rss_sizes"], each in a new process.
+
+    The children run side by side: each one's peak is its own, whatever runs beside it.
+    """
+    children = {}
+    for images in settings["rss_sizes"]:
+        command = [sys.executable, __file__, "--rss-child", "--images", str(images)]
+        command += ["--image-size", str(settings["image_size"])]
+        command += ["--batch-size", str(settings["batch_size"])]
+        children[str(images)] = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    results = {}
+    for images, child in children.items():
+        stdout, stderr = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"RSS child for {images} images failed:\n{stderr[-3000:]}")
+        results[images] = json.loads(stdout.strip().splitlines()[-1])
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def print_report(report) -> None:
+    s, m, t = report["settings"], report["machine"], report["timings"]
+    naive, project, summary = t["naive"], t["project"], report["summary"]
+    counts, policy = report["images"], m["policy"]
+    print(
+        f"\nVGG16 at {s['image_size']} px, batch {s['batch_size']}: {sum(counts.values())} "
+        f"synthetic JPEGs (~{report['jpeg_kib']:.0f} KiB each): train {counts['train']}, "
+        f"validation {counts['validation']}, test {counts['test']}"
+    )
+    print(
+        f"{m['cpu']}, {m['cores']} cores, bf16 in hardware: {m['bfloat16_in_hardware']}, "
+        f"TF {m['tensorflow']}, Keras {m['keras']}, policy {policy}, "
+        f"load average {m['load_average_at_start']} at start, {report['load_average_at_end']} "
+        "at end"
+    )
+    print_rates(naive, project, t["without_cache"], summary, policy)
+    print_phases(summary, naive, project)
+    print_estimates(report)
+    print("\nPeak RSS (ru_maxrss) by dataset size, a fresh process each")
+    for images, child in report["rss_children"].items():
+        print(
+            f"  {images:>6} images: peak {child['peak_rss_mb']:.0f} MB, now "
+            f"{child['rss_after_phase2_mb']:.0f} MB; block4 cache on disk "
+            f"{child['block4_cache_mb']:.0f} MB"
+        )
+
+
+def print_rates(naive, project, without_cache, summary, policy) -> None:
+    rows = [
+        ("bare forward, float32, in-memory batch", naive["forward_float32"]),
+        (f"bare forward, {policy}, in-memory batch", project[f"forward_{policy}"]),
+        ("input pipeline alone (read, decode, resize)", project["pipeline_alone"]),
+        ("cache_features on that pipeline (phase 1)", project["phase1_extraction"]),
+        ("cache_features to block4_pool files (phase 2)", project["phase2_caching"]),
+        ("naive phase 1: fit, images in, float32", naive["phase1_fit"]),
+        ("naive phase 2: fit, images in, float32", naive["phase2_fit"]),
+        ("block4 cache read by cached_batches alone", project["phase2_cache_reading_alone"]),
+        ("project phase 2: an epoch on the cache", project["phase2_epochs"]),
+        (f"no cache, phase 1: fit, images in, {policy}", without_cache["phase1_fit"]),
+        (f"no cache, phase 2: fit, images in, {policy}", without_cache["phase2_fit"]),
+    ]
+    print(f"\n{'Rates':<50}{'images/s':>10}{'busy cores':>12}{'others':>8}")
+    for label, rate in rows:
+        print(
+            f"  {label:<48}{rate['images_per_s']:>10.2f}{rate['busy_cores']:>12.2f}"
+            f"{rate['other_cores']:>8.2f}"
+        )
+    disturbed = max(rate["other_cores"] for _, rate in rows)
+    if disturbed > 0.2:
+        print(
+            f"  WARNING: other processes kept up to {disturbed:.1f} cores busy during these "
+            "timings: measure again on a quiet machine."
+        )
+    print(f"  extraction_efficiency = {summary['extraction_efficiency']:.2f}")
+    gflops = project["gflops"]
+    print(
+        f"  GFLOPs per image: base forward {gflops['base_forward']:.2f}, to block4_pool "
+        f"{gflops['to_block4_pool_forward']:.2f}, block5+head forward "
+        f"{gflops['block5_and_head_forward']:.2f}, block5+head train step "
+        f"{gflops['block5_and_head_train_step']:.2f}"
+    )
+
+
+def print_phases(summary, naive, project) -> None:
+    p1, p2 = naive["phase1_fit"], naive["phase2_fit"]
+    print(f"\n{'Seconds for this run':<50}{'naive':>10}{'project':>10}{'speedup':>10}")
+    rows = [
+        (f"phase 1: {HEAD_EPOCHS} epochs", "phase1"),
+        ("phase 2: one epoch (steady)", "phase2_epoch"),
+        (f"phase 2: {summary['phase2_run_epochs']} epochs + caching + test", "phase2_run"),
+    ]
+    speedups = ["phase1_speedup", "phase2_speedup", "phase2_speedup_amortised"]
+    for (label, key), speedup in zip(rows, speedups):
+        naive_s, project_s = summary[f"naive_{key}_s"], summary[f"project_{key}_s"]
+        print(f"  {label:<48}{naive_s:>10.1f}{project_s:>10.1f}{summary[speedup]:>10.1f}")
+    print(
+        f"  naive: measured s/image x images x epochs; timed on {p1['timed_images']} images per "
+        f"phase after warm-ups of {p1['warmup_s']:.1f} s and {p2['warmup_s']:.1f} s (excluded)"
+    )
+    print(
+        f"  project: phase 1 = extraction {project['phase1_extraction']['seconds']:.1f} s + head "
+        f"{project['phase1_head']['seconds']:.1f} s; phase 2 caching "
+        f"{project['phase2_caching']['seconds']:.1f} s (one time), first epoch traces "
+        f"{project['phase2_epochs']['warmup_s']:.1f} s extra"
+    )
+
+
+def print_estimates(report) -> None:
+    cpu, t4 = report["full_run_estimate_cpu"], report["full_run_estimate_t4"]
+    minutes = {key: value / 60 for key, value in cpu.items()}
+    t4_minutes = {key: value / 60 for key, value in t4.items() if key.endswith("_s")}
+    print(f"\nEstimates for all of cats_vs_dogs {FULL_RUN_IMAGES}, in minutes")
+    print(
+        f"  this machine, phase 1 ({HEAD_EPOCHS} epochs): naive {minutes['naive_phase1_s']:.0f}, "
+        f"project {minutes['project_phase1_s']:.0f}"
+    )
+    print(
+        f"  this machine, phase 2 ({FULL_RUN_FINE_TUNE_EPOCHS} epochs + test): naive "
+        f"{minutes['naive_phase2_s']:.0f}, project {minutes['project_phase2_s']:.0f} = caching "
+        f"{minutes['project_phase2_block4_caching_s']:.0f} + {FULL_RUN_FINE_TUNE_EPOCHS} epochs "
+        f"of {minutes['project_phase2_epoch_s']:.1f} + test"
+    )
+    print(
+        "  this machine, notebooks with USE_FEATURE_CACHE=False: an epoch of phase 1 "
+        f"{minutes['without_cache_phase1_epoch_s']:.0f}, of phase 2 "
+        f"{minutes['without_cache_phase2_epoch_s']:.0f}"
+    )
+    print(
+        f"  Colab T4, NOT measured (datasheet peak x {t4['assumed_efficiency']:.0%} assumed, "
+        "decoding at this machine's rate):"
+    )
+    print(
+        f"    phase 1: naive {t4_minutes['naive_phase1_s']:.0f}, project extraction "
+        f"{t4_minutes['project_phase1_extraction_s']:.1f};  phase 2: caching "
+        f"{t4_minutes['project_phase2_block4_caching_s']:.1f}, an epoch naive "
+        f"{t4_minutes['naive_phase2_epoch_s']:.1f}, project "
+        f"{t4_minutes['project_phase2_epoch_s']:.2f}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_settings(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--images", type=int, default=256, help="JPEGs generated (all splits)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument("--quick", action="store_true", help="small and fast: a smoke test")
+    parser.add_argument(
+        "--rss-sizes", type=int, nargs="*", help="dataset sizes for peak RSS (default N, 4N)"
+    )
+    parser.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    settings = {
+        "image_size": args.image_size,
+        "images": args.images,
+        "batch_size": args.batch_size,
+        "rss_sizes": args.rss_sizes or [args.images, 4 * args.images],
+    }
+    if args.quick:
+        settings |= QUICK
+    settings["naive_steps"] = 2 if args.quick else 4
+    settings["fine_tune_epochs"] = 2 if args.quick else FINE_TUNE_EPOCHS_TIMED
+    return settings | {"json": args.json, "rss_child": args.rss_child}
+
+
+def run_benchmark(settings) -> dict:
+    load_at_start = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="speed_") as scratch:
+        folder = Path(scratch) / "images"
+        jpeg_kib = write_jpeg_folder(folder, settings["images"])
+        data = load_folder_quietly(folder)
+        counts = {split: sum(data.counts[split]) for split in ("train", "validation", "test")}
+        naive = run_naive(data, settings)
+        gc.collect()
+        policy = plumbing.choose_precision()
+        machine = machine_description(policy, load_at_start)
+        project = run_project(data, settings, scratch, policy)
+        gc.collect()
+        without_cache = run_without_cache(data, settings, policy)
+    load_at_end = round(os.getloadavg()[0], 2)
+    rss = measure_peak_rss(settings)
+    summary = summarize(naive, project, counts, policy)
+    report = {
+        **{key: summary[key] for key in ("phase1_speedup", "phase2_speedup")},
+        "extraction_efficiency": summary["extraction_efficiency"],
+        "peak_rss_mb": {n: r["peak_rss_mb"] for n, r in rss.items()},
+        "summary": summary,
+        "settings": {k: v for k, v in settings.items() if k not in ("json", "rss_child")},
+        "images": counts,
+        "jpeg_kib": jpeg_kib,
+        "machine": machine,
+        "load_average_at_end": load_at_end,
+        "timings": {"naive": naive, "project": project, "without_cache": without_cache},
+        "rss_children": rss,
+        "full_run_estimate_cpu": full_run_cpu_estimate(
+            naive, project, without_cache, counts, policy
+        ),
+        "full_run_estimate_t4": t4_estimate(project),
+    }
+    return report
+
+
+def main(argv=None) -> dict | None:
+    settings = parse_settings(argv)
+    if settings["rss_child"]:
+        rss_child(settings)
+        return None
+    started = time.perf_counter()
+    report = run_benchmark(settings)
+    report["benchmark_wall_s"] = time.perf_counter() - started
+    print_report(report)
+    print(f"\nBenchmark took {report['benchmark_wall_s']:.0f} s")
+    if settings["json"]:
+        Path(settings["json"]).write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()
