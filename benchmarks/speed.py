@@ -346,6 +346,15 @@ def current_rss_mb() -> float:
 # The two recipes
 
 
+def fit_phases_on_images(model, data, settings) -> dict:
+    """fit() cost with images in, for phase 1 (base frozen) and then phase 2 (block5 learns)."""
+    size, batch, steps = settings["image_size"], settings["batch_size"], settings["naive_steps"]
+    phase1 = fit_on_images_cost(model, data, size, batch, steps, HEAD_LEARNING_RATE)
+    unfreeze_from(model, UNFREEZE_FROM)
+    phase2 = fit_on_images_cost(model, data, size, batch, steps, FINE_TUNE_LEARNING_RATE)
+    return {"phase1_fit": phase1, "phase2_fit": phase2}
+
+
 def run_naive(data, settings) -> dict:
     """Float32, images in, every epoch: phase 1 (frozen base) and phase 2 (block5 learns)."""
     keras.mixed_precision.set_global_policy("float32")
@@ -353,22 +362,13 @@ def run_naive(data, settings) -> dict:
     size, batch = settings["image_size"], settings["batch_size"]
     model = build_model(size)
     forward = forward_rate(submodel(model, None, "pooled_features"), size, batch, 3)
-    steps = settings["naive_steps"]
-    phase1 = fit_on_images_cost(model, data, size, batch, steps, HEAD_LEARNING_RATE)
-    unfreeze_from(model, UNFREEZE_FROM)
-    phase2 = fit_on_images_cost(model, data, size, batch, steps, FINE_TUNE_LEARNING_RATE)
-    return {"forward_float32": forward, "phase1_fit": phase1, "phase2_fit": phase2}
+    return {"forward_float32": forward} | fit_phases_on_images(model, data, settings)
 
 
-def run_without_cache(data, settings, policy: str) -> dict:
-    """The notebooks with USE_FEATURE_CACHE=False: images in every epoch, at `policy`."""
+def run_without_cache(data, settings) -> dict:
+    """The notebooks with USE_FEATURE_CACHE=False: images in every epoch, at the chosen policy."""
     keras.utils.set_random_seed(SEED)
-    size, batch, steps = settings["image_size"], settings["batch_size"], settings["naive_steps"]
-    model = build_model(size)
-    phase1 = fit_on_images_cost(model, data, size, batch, steps, HEAD_LEARNING_RATE)
-    unfreeze_from(model, UNFREEZE_FROM)
-    phase2 = fit_on_images_cost(model, data, size, batch, steps, FINE_TUNE_LEARNING_RATE)
-    return {"phase1_fit": phase1, "phase2_fit": phase2}
+    return fit_phases_on_images(build_model(settings["image_size"]), data, settings)
 
 
 def run_project(data, settings, cache_dir: str, policy: str) -> dict:
@@ -757,7 +757,7 @@ def run_benchmark(settings) -> dict:
         machine = machine_description(policy, load_at_start)
         project = run_project(data, settings, scratch, policy)
         gc.collect()
-        without_cache = run_without_cache(data, settings, policy)
+        without_cache = run_without_cache(data, settings)
     load_at_end = round(os.getloadavg()[0], 2)
     rss = measure_peak_rss(settings)
     summary = summarize(naive, project, counts, policy)

@@ -115,3 +115,24 @@ def restore_policy():
     before = keras.mixed_precision.global_policy().name
     yield
     keras.mixed_precision.set_global_policy(before)
+
+
+def build_notebook_02_model(image_size=32, seed=0):
+    """The model exactly as notebook 02's build cell makes it, with random weights.
+
+    The cell itself is run (weights=None, no download), so tests and the benchmark's drift
+    check use the notebook's code, not a copy of it.
+    """
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "02_feature_extraction.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    (build_cell,) = [cell.source for cell in notebook.cells if "vgg16.VGG16(" in cell.source]
+    keras.utils.set_random_seed(seed)
+    namespace = {
+        "IMG_SIZE": image_size,
+        "WEIGHTS": None,
+        "explain_weights_download": contextlib.nullcontext,
+        "print_trainable_counts": lambda model: None,
+    }
+    exec("import keras\nfrom keras import layers\nfrom keras.applications import vgg16", namespace)
+    exec(build_cell, namespace)
+    return namespace["model"]

@@ -6,7 +6,6 @@ is that the benchmark still measures what the README's Performance section repor
 recipes, both phases, the cache sizes, and peak memory in a fresh process per dataset size.
 """
 
-import contextlib
 import importlib.util
 import json
 import math
@@ -15,12 +14,11 @@ import sys
 from pathlib import Path
 
 import keras
-import nbformat
 import pytest
+from conftest import build_notebook_02_model
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARK = ROOT / "benchmarks" / "speed.py"
-NOTEBOOK_02 = ROOT / "notebooks" / "02_feature_extraction.ipynb"
 QUICK_RSS_SIZES = ["24", "96"]  # speed.QUICK["rss_sizes"]
 # VGG16 at 32 px: block4_pool is 2 x 2 x 512 values per image, cached as float16.
 BLOCK4_BYTES_PER_IMAGE_AT_32_PX = 2 * 2 * 512 * 2
@@ -92,18 +90,8 @@ def layer_summary(model) -> list:
 
 def test_the_benchmark_times_the_model_notebook_02_builds(restore_policy):
     """The benchmark keeps its own copy of the model; it must not drift from the notebook's."""
-    notebook = nbformat.read(NOTEBOOK_02, as_version=4)
-    (build_cell,) = [cell.source for cell in notebook.cells if "vgg16.VGG16(" in cell.source]
     keras.mixed_precision.set_global_policy("float32")
-    namespace = {
-        "IMG_SIZE": 32,
-        "WEIGHTS": None,
-        "explain_weights_download": contextlib.nullcontext,
-        "print_trainable_counts": lambda model: None,
-    }
-    exec("import keras\nfrom keras import layers\nfrom keras.applications import vgg16", namespace)
-    exec(build_cell, namespace)
     spec = importlib.util.spec_from_file_location("speed", BENCHMARK)
     speed = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(speed)
-    assert layer_summary(speed.build_model(32)) == layer_summary(namespace["model"])
+    assert layer_summary(speed.build_model(32)) == layer_summary(build_notebook_02_model(32))

@@ -108,43 +108,51 @@ def messy(tmp_path_factory):
     return root, write_messy_folder(root)
 
 
-def test_scan_names_every_unusable_file_with_its_reason(messy):
+@pytest.fixture(scope="module")
+def scan(messy):
+    """The messy folder scanned once: scanning decodes every file, so the tests share it."""
+    root, _ = messy
+    return plumbing.scan_image_folder(root)
+
+
+def used_paths(scan, root) -> set:
+    """The images the scan kept, as paths relative to the folder."""
+    return {str(Path(path).relative_to(root)) for path, _ in scan.images}
+
+
+def test_scan_names_every_unusable_file_with_its_reason(messy, scan):
     root, expected = messy
-    scan = plumbing.scan_image_folder(root)
     reasons = dict(scan.skipped)
     assert set(reasons) == set(expected["skipped"])
     for relative, reason in expected["skipped"].items():
         assert reasons[relative].startswith(reason), (relative, reasons[relative])
-    used = {str(Path(path).relative_to(root)) for path, _ in scan.images}
+    used = used_paths(scan, root)
     assert not used & set(expected["skipped"])
 
 
-def test_scan_lists_conversions_and_uses_those_images(messy):
+def test_scan_lists_conversions_and_uses_those_images(messy, scan):
     root, expected = messy
-    scan = plumbing.scan_image_folder(root)
     notes = dict(scan.converted)
     assert set(notes) == set(expected["converted"])
     for relative, note in expected["converted"].items():
         assert note in notes[relative], (relative, notes[relative])
-    used = {str(Path(path).relative_to(root)) for path, _ in scan.images}
+    used = used_paths(scan, root)
     assert set(expected["converted"]) <= used
     assert "cats/png_named.jpg" in used
 
 
-def test_os_litter_is_ignored_quietly(messy):
+def test_os_litter_is_ignored_quietly(messy, scan):
     root, expected = messy
-    scan = plumbing.scan_image_folder(root)
     mentioned = {relative for relative, _ in scan.skipped + scan.converted}
-    used = {str(Path(path).relative_to(root)) for path, _ in scan.images}
+    used = used_paths(scan, root)
     for relative in expected["litter"]:
         assert relative not in mentioned | used, relative
     assert scan.class_names == ["cats", "dogs"]  # __MACOSX is not a third class
     assert scan.ignored >= 5
 
 
-def test_summary_counts_what_was_seen_used_skipped_and_converted(messy):
+def test_summary_counts_what_was_seen_used_skipped_and_converted(messy, scan):
     root, expected = messy
-    scan = plumbing.scan_image_folder(root)
     summary = scan.summary()
     seen = len(scan.images) + len(expected["skipped"])
     assert (
@@ -173,9 +181,7 @@ def test_every_used_image_reads_as_rgb_of_the_right_size(messy):
     assert tuple(transparent[0, 0]) == (227, 147, 147)  # half red over white
 
 
-def test_split_is_seeded_stratified_and_without_overlap(messy):
-    root, _ = messy
-    scan = plumbing.scan_image_folder(root)
+def test_split_is_seeded_stratified_and_without_overlap(scan):
     splits = plumbing.split_scan(scan, seed=3)
     paths = {name: {path for path, _ in pairs} for name, pairs in splits.items()}
     assert not paths["train"] & paths["validation"]

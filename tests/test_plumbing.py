@@ -4,24 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from keras import layers
-from keras.applications import vgg16
+from conftest import build_notebook_02_model
 
 import tutorial_plumbing as plumbing
-
-
-def build_series_model(image_size=32, seed=0):
-    """The model as notebook 02 builds it (random weights, no augmentation)."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = layers.Lambda(vgg16.preprocess_input, name="preprocess")(inputs)
-    base = vgg16.VGG16(include_top=False, weights=None, input_tensor=x)
-    base.trainable = False
-    x = layers.GlobalAveragePooling2D(name="pooled_features")(base.output)
-    x = layers.Dense(16, activation="relu", name="head_dense")(x)
-    x = layers.Dropout(0.5, name="head_dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(inputs, outputs)
 
 
 def image_batches(count=20, image_size=32, batch_size=8, seed=0):
@@ -89,7 +74,7 @@ def test_cached_features_give_the_same_predictions_as_the_whole_model(
 ):
     """Phase 1 (pooled features in memory) and phase 2 (block4_pool maps in a file)."""
     keras.mixed_precision.set_global_policy(policy)
-    model = build_series_model()
+    model = build_notebook_02_model()
     images, _, batches = image_batches()
     expected = model.predict(images, verbose=0)
 
@@ -127,7 +112,7 @@ def test_cached_batches_keep_each_feature_with_its_label_and_cover_every_row(tmp
 
 
 def test_model_saved_as_keras_file_reloads_and_predicts_the_same(tmp_path):
-    model = build_series_model()
+    model = build_notebook_02_model()
     images, _, _ = image_batches(count=4)
     path = tmp_path / "model.keras"
     model.save(path)
@@ -160,7 +145,7 @@ def test_binary_metrics_match_a_hand_computed_example():
 def saved_series_model(tmp_path_factory):
     """A model built as in the series, saved and reloaded: what notebook 04 works on."""
     path = tmp_path_factory.mktemp("model") / "fine_tuned.keras"
-    build_series_model(image_size=64).save(path)
+    build_notebook_02_model(image_size=64).save(path)
     return plumbing.load_model_from(path, made_by="03")
 
 
@@ -181,7 +166,7 @@ def test_grad_cam_gives_one_normalised_heatmap_per_image(saved_series_model):
 
 def test_float32_copy_predicts_like_the_mixed_precision_model(tmp_path, restore_policy):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = build_series_model()
+    model = build_notebook_02_model()
     copy = plumbing.float32_copy(model)
     assert {layer.compute_dtype for layer in copy.layers[1:]} == {"float32"}  # [0] is the input
     images, _, _ = image_batches(count=4)
