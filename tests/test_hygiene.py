@@ -106,10 +106,11 @@ def test_plumbing_copies_match_the_module():
 
 
 def test_a_changed_module_makes_copies_stale():
-    module = carry_plumbing.MODULE.read_text()
-    changed = module.replace("def check_gpu() -> bool:", "def check_gpu() -> bool:  # edited")
-    assert changed != module
-    assert carry_plumbing.stale_copies(changed), "an edit of a used function must be detected"
+    machine = (carry_plumbing.PACKAGE / "machine.py").read_text()
+    changed = machine.replace("def check_gpu() -> bool:", "def check_gpu() -> bool:  # edited")
+    assert changed != machine
+    source = carry_plumbing.combined_source({"machine.py": changed})
+    assert carry_plumbing.stale_copies(source), "an edit of a used function must be detected"
 
 
 def test_ruff_lint_and_format_are_clean():

@@ -272,7 +272,7 @@ def zip_folder(folder: Path, zip_path: Path, top: str | None) -> Path:
 @pytest.mark.parametrize("top", [None, "pets"], ids=["flat", "one-top-folder"])
 def test_zip_is_unpacked_outside_the_users_folder_and_reused(messy, tmp_path, monkeypatch, top):
     root, expected = messy
-    monkeypatch.setattr(plumbing, "SCRATCH_DIR", tmp_path / "scratch")
+    monkeypatch.setattr(plumbing.your_images, "SCRATCH_DIR", tmp_path / "scratch")
     archive = zip_folder(root, tmp_path / "pets.zip", top)
     archive_bytes = archive.read_bytes()
     folder = plumbing.prepare_image_folder(str(archive))
@@ -289,8 +289,8 @@ def test_zip_on_google_drive_is_copied_to_local_disk_first(messy, tmp_path, monk
     root, _ = messy
     drive = tmp_path / "drive"
     drive.mkdir()
-    monkeypatch.setattr(plumbing, "GOOGLE_DRIVE", str(drive))
-    monkeypatch.setattr(plumbing, "SCRATCH_DIR", tmp_path / "scratch")
+    monkeypatch.setattr(plumbing.your_images, "GOOGLE_DRIVE", str(drive))
+    monkeypatch.setattr(plumbing.your_images, "SCRATCH_DIR", tmp_path / "scratch")
     archive = zip_folder(root, drive / "pets.zip", "pets")
     folder = plumbing.prepare_image_folder(str(archive))
     assert "Copying pets.zip from Google Drive to local disk" in capsys.readouterr().out

@@ -42,7 +42,7 @@ def test_precision_follows_the_hardware(
         "get_device_details",
         lambda device: {"compute_capability": gpu_capability, "device_name": "Test GPU"},
     )
-    monkeypatch.setattr(plumbing, "cpu_supports_bfloat16", lambda: cpu_bf16)
+    monkeypatch.setattr(plumbing.machine, "cpu_supports_bfloat16", lambda: cpu_bf16)
     assert plumbing.choose_precision() == expected
     assert keras.mixed_precision.global_policy().name == expected
     assert f"Precision: {expected}, because" in capsys.readouterr().out
@@ -224,6 +224,6 @@ def test_every_dataset_the_notebooks_train_on_has_the_autotuner_off(tmp_path):
 
 
 def test_images_too_large_for_memory_are_decoded_every_epoch(monkeypatch, capsys):
-    monkeypatch.setattr(plumbing.Path, "read_text", lambda self: "MemAvailable: 1000 kB\n")
+    monkeypatch.setattr(plumbing.machine.Path, "read_text", lambda self: "MemAvailable: 1000 kB\n")
     assert not plumbing.fits_in_memory(10**9, "train")
     assert "too large: decoding every epoch instead" in capsys.readouterr().out

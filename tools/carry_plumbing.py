@@ -1,12 +1,13 @@
-"""Copy into each notebook the plumbing it uses from tutorial_plumbing.py.
+"""Copy into each notebook the plumbing it uses from the tutorial_plumbing package.
 
     python tools/carry_plumbing.py           # rewrite the notebooks' plumbing cells
     python tools/carry_plumbing.py --check   # exit 1 when a copy differs (the tests do this too)
 
 A notebook's plumbing cell is the code cell tagged `plumbing`. Its content is generated: the
-module's definitions that the notebook's other cells use (and what those need in turn), in the
-module's order, after the imports they need that earlier cells have not already made. So a
-notebook carries only what it uses, and Colab needs nothing but the notebook.
+package's definitions that the notebook's other cells use (and what those need in turn), in the
+package's order (its modules as tutorial_plumbing/__init__.py imports them, each in source
+order), after the imports they need that earlier cells have not already made. So a notebook
+carries only what it uses, and Colab needs nothing but the notebook.
 """
 
 import argparse
@@ -19,12 +20,12 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULE = ROOT / "tutorial_plumbing.py"
+PACKAGE = ROOT / "tutorial_plumbing"
 NOTEBOOKS = ROOT / "notebooks"
 TAG = "plumbing"
 HEADER = (
     '# @title Plumbing (hidden): shared helpers { display-mode: "form" }\n'
-    "# Copied from tutorial_plumbing.py by tools/carry_plumbing.py. Edit the module, not this cell."
+    "# Copied from tutorial_plumbing/ by tools/carry_plumbing.py. Edit the package, not this cell."
 )
 
 
@@ -36,6 +37,70 @@ class Definition:
     group: int = 0  # imports only: blank-line separated block in the module (stdlib, third-party)
     first: int = 0  # first and last line in the module
     last: int = 0
+
+
+def package_modules() -> list:
+    """The package's modules, each after the modules it imports from (ties by name)."""
+    needs = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name != "__init__.py":
+            tree = ast.parse(path.read_text())
+            needs[path.stem] = {
+                n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level
+            }
+    ordered = []
+    while len(ordered) < len(needs):
+        ready = sorted(
+            name for name in needs if name not in ordered and needs[name] <= set(ordered)
+        )
+        if not ready:
+            raise SystemExit(f"circular imports between {sorted(set(needs) - set(ordered))}")
+        ordered.append(ready[0])
+    return [PACKAGE / f"{name}.py" for name in ordered]
+
+
+def combined_source(sources: dict | None = None) -> str:
+    """The package as one module: its absolute imports merged, then each module's body.
+
+    `sources` ({module file name: text}) replaces what is on disk, for tests.
+    """
+    stdlib, third_party, from_imports, bodies = set(), set(), {}, []
+    for path in package_modules():
+        source = (sources or {}).get(path.name) or path.read_text()
+        tree = ast.parse(source)
+        body = [node for node in tree.body if not isinstance(node, ast.Import | ast.ImportFrom)]
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]  # the module's docstring
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    target = (
+                        stdlib
+                        if alias.name.split(".")[0] in sys.stdlib_module_names
+                        else third_party
+                    )
+                    target.add(ast.unparse(ast.Import([alias])))
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                from_imports.setdefault(node.module, set()).update(
+                    ast.unparse(alias) for alias in node.names
+                )
+        if body:
+            lines = source.splitlines()
+            first = min(
+                [body[0].lineno] + [d.lineno for d in getattr(body[0], "decorator_list", [])]
+            )
+            while first > 1 and lines[first - 2].startswith("#"):
+                first -= 1
+            bodies.append("\n".join(lines[first - 1 :]).strip("\n"))
+    for module, names in from_imports.items():
+        line = f"from {module} import {', '.join(sorted(names))}"
+        (stdlib if module.split(".")[0] in sys.stdlib_module_names else third_party).add(line)
+
+    def ordered(block):
+        return sorted(block, key=lambda line: (line.startswith("from"), line.split()[1].lower()))
+
+    header = "\n".join(ordered(stdlib)) + "\n\n" + "\n".join(ordered(third_party))
+    return header + "\n\n\n" + "\n\n\n".join(bodies) + "\n"
 
 
 def module_parts(source: str) -> tuple[list, list]:
@@ -118,7 +183,10 @@ def plumbing_cell_source(notebook, module_source: str) -> str:
     previous = None
     for definition in chosen:
         adjacent = previous is not None and definition.first == previous.last + 1
-        text += ("\n" if adjacent else "\n\n\n") + definition.source
+        # After the imports, isort wants one blank line before a constant, two before a def.
+        after_imports = previous is None and not re.match(r"(def|class|@)", definition.source)
+        text += "\n" if adjacent else "\n\n" if after_imports else "\n\n\n"
+        text += definition.source
         previous = definition
     return text
 
@@ -135,7 +203,7 @@ def plumbing_notebooks() -> list:
 
 def carry(module_source: str | None = None, write: bool = True) -> list:
     """The notebooks whose plumbing cell differs from the module; with write, rewrite them."""
-    module_source = module_source if module_source is not None else MODULE.read_text()
+    module_source = module_source if module_source is not None else combined_source()
     stale = []
     for path, notebook in plumbing_notebooks():
         cell = next(c for c in notebook.cells if TAG in c.metadata.get("tags", []))
@@ -160,7 +228,7 @@ def main(argv=None) -> int:
     if args.check:
         stale = stale_copies()
         for path in stale:
-            print(f"{path.relative_to(ROOT)}: plumbing cell differs from tutorial_plumbing.py")
+            print(f"{path.relative_to(ROOT)}: plumbing cell differs from tutorial_plumbing/")
         if stale:
             print("Run: python tools/carry_plumbing.py")
         return 1 if stale else 0

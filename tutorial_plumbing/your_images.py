@@ -1,0 +1,360 @@
+"""Your own images: a folder, a .zip or an upload, each file checked once, never changed."""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .machine import GOOGLE_DRIVE, mount_drive_if_needed, running_in_colab
+from .messages import CannotContinue
+
+SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+
+
+# What Keras's image_dataset_from_directory reads too. MPO is how Pillow names many camera JPEGs.
+SUPPORTED_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "GIF"}
+
+
+OS_LITTER = {".DS_Store", "Thumbs.db", "desktop.ini", "__MACOSX", ".ipynb_checkpoints"}
+
+
+# Formats people try often that the pipeline does not read, found by content, not by name.
+UNSUPPORTED_SIGNATURES = [
+    (b"II*\x00", 0, "TIFF"),
+    (b"MM\x00*", 0, "TIFF"),
+    (b"WEBP", 8, "WebP"),
+    (b"ftypheic", 4, "HEIC"),
+    (b"ftypheix", 4, "HEIC"),
+    (b"ftypmif1", 4, "HEIC"),
+    (b"ftypavif", 4, "AVIF"),
+]
+
+
+IMBALANCE_WARNING_RATIO = 3.0
+
+
+SCRATCH_DIR = Path(tempfile.gettempdir()) / "two_class_images"
+
+
+def is_os_litter(name: str) -> bool:
+    return name in OS_LITTER or name.startswith(".")
+
+
+def prepare_image_folder(data_dir) -> Path:
+    """DATA_DIR -> a local folder to read. Your files are only ever read, never changed.
+
+    - a folder: used where it is;
+    - a .zip: unpacked into a scratch folder (a zip on Google Drive is first copied to local
+      disk, which is much faster than reading many small files from Drive);
+    - "upload" (Colab): asks you for a .zip, then as above.
+    """
+    if str(data_dir).strip().lower() == "upload":
+        data_dir = upload_zip_in_colab()
+    path = Path(data_dir).expanduser()
+    mount_drive_if_needed(path)
+    if not path.exists():
+        raise CannotContinue(
+            f"DATA_DIR does not exist: {path}\n"
+            "What to do: check the path. In Colab, paths on Google Drive start with "
+            "/content/drive/MyDrive/."
+        )
+    if path.is_dir():
+        if str(path.resolve()).startswith(GOOGLE_DRIVE):
+            print("Tip: reading many small files from Google Drive is slow. A .zip of this folder")
+            print("on Drive is faster: it is copied to local disk once and unpacked there.")
+        return path
+    if zipfile.is_zipfile(path):
+        return unpack_zip(path)
+    raise CannotContinue(
+        f"DATA_DIR is a file but not a .zip: {path}\n"
+        "What to do: point DATA_DIR at a folder with two class folders, or at a .zip of it."
+    )
+
+
+def upload_zip_in_colab() -> Path:
+    if not running_in_colab():
+        raise CannotContinue(
+            'DATA_DIR="upload" works in Colab only. Here, set DATA_DIR to a folder or .zip path.'
+        )
+    from google.colab import files
+
+    print("Choose one .zip with your two class folders inside.")
+    names = [name for name in files.upload() if name.lower().endswith(".zip")]
+    if not names:
+        raise CannotContinue("No .zip was uploaded. Run the cell again and choose a .zip file.")
+    return Path(names[0]).resolve()
+
+
+def unpack_zip(zip_path: Path) -> Path:
+    """Unpack a zip once into SCRATCH_DIR (reused while the zip is unchanged); skip OS litter."""
+    stat = zip_path.stat()
+    key = f"{zip_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    target = SCRATCH_DIR / f"{zip_path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    done_marker = target / ".unpacked"
+    if done_marker.exists():
+        print(f"Using {zip_path.name} unpacked earlier in {target}")
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    source = zip_path
+    if str(zip_path.resolve()).startswith(GOOGLE_DRIVE):
+        print(f"Copying {zip_path.name} from Google Drive to local disk ...")
+        source = Path(shutil.copy2(zip_path, SCRATCH_DIR / zip_path.name))
+    print(f"Unpacking {zip_path.name} into {target} ...")
+    with zipfile.ZipFile(source) as archive:
+        for member in archive.infolist():
+            if not any(is_os_litter(part) for part in Path(member.filename).parts):
+                archive.extract(member, target)
+    if source != zip_path:
+        source.unlink()
+    done_marker.touch()
+    return target
+
+
+def find_class_root(folder: Path) -> Path:
+    """Step into a single wrapping folder (pets.zip -> pets/ -> cats/, dogs/)."""
+    while True:
+        entries = [entry for entry in folder.iterdir() if not is_os_litter(entry.name)]
+        subfolders = [entry for entry in entries if entry.is_dir()]
+        if len(entries) != 1 or len(subfolders) != 1:
+            return folder
+        inner = [e for e in subfolders[0].iterdir() if e.is_dir() and not is_os_litter(e.name)]
+        if len(inner) < 2:
+            return folder
+        folder = subfolders[0]
+
+
+def sniff_unsupported_format(path: Path):
+    """The name of a known unsupported format if the file's first bytes say so, else None."""
+    with open(path, "rb") as file:
+        head = file.read(16)
+    for signature, offset, name in UNSUPPORTED_SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            return name
+    return None
+
+
+def open_rgb_image(path, draft_size=None) -> Image.Image:
+    """Open an image file as RGB: the first frame, upright (EXIF), transparency on white.
+
+    draft_size lets JPEG decoding skip detail that a resize to that size would drop anyway.
+    """
+    image = Image.open(path)
+    if draft_size and image.format in ("JPEG", "MPO"):
+        image.draft("RGB", (draft_size, draft_size))
+    image.seek(0)
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit: scale to 0-255 (a plain convert would clip almost everything to white).
+        pixels = np.asarray(image, dtype=np.float32) / 257.0
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def load_image(path, draft_size=None) -> np.ndarray:
+    """An image file as a uint8 array [H, W, 3]; the same reading for training and prediction."""
+    with open_rgb_image(path, draft_size) as image:
+        return np.asarray(image)
+
+
+def inspect_image(path: Path):
+    """Decode a file once: (problem, conversion, (width, height)); problem is None if usable."""
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)", None, None
+    unsupported = sniff_unsupported_format(path)
+    if unsupported:
+        return f"unsupported format: {unsupported} (convert it to JPEG or PNG)", None, None
+    try:
+        with Image.open(path) as image:
+            image_format, mode = image.format, image.mode
+            frames = getattr(image, "n_frames", 1)
+            if image_format not in SUPPORTED_FORMATS:
+                return f"unsupported format: {image_format} (convert it to JPEG or PNG)", None, None
+            image.load()
+            size = image.size
+    except Image.UnidentifiedImageError:
+        return "not an image", None, None
+    except Image.DecompressionBombError:
+        return "too large to decode safely", None, None
+    except Exception as error:
+        return f"truncated or damaged: {error}", None, None
+    notes = []
+    if mode != "RGB":
+        notes.append(mode_description(mode))
+    if frames > 1 and image_format != "MPO":  # MPO: a camera JPEG with extra (depth) images
+        notes.append(f"animated ({frames} frames), the first frame is used")
+    return None, "; ".join(notes) or None, size
+
+
+def mode_description(mode: str) -> str:
+    """What reading does to an image of this Pillow mode, in words."""
+    if mode in ("RGBA", "LA", "PA"):
+        return "transparent, put on a white background"
+    if mode.startswith("I"):
+        return "16-bit, scaled to 8-bit RGB"
+    names = {
+        "L": "grayscale",
+        "P": "palette colours",
+        "CMYK": "CMYK colours",
+        "1": "black and white",
+    }
+    return f"{names.get(mode, f'mode {mode}')}, converted to RGB"
+
+
+@dataclasses.dataclass
+class FolderScan:
+    """What scan_image_folder found: usable images per class and everything it left out."""
+
+    root: Path
+    class_names: list
+    images: list  # (path, class index) for each usable image
+    sizes: list  # (width, height) of each usable image, in the same order
+    skipped: list  # (path relative to root, reason)
+    converted: list  # (path relative to root, what is done to it when read)
+    ignored: int  # OS litter, left out quietly
+
+    def class_counts(self) -> list:
+        counts = Counter(label for _, label in self.images)
+        return [counts[index] for index in range(len(self.class_names))]
+
+    def summary(self) -> str:
+        seen = len(self.images) + len(self.skipped)
+        lines = [
+            f"Scanned {self.root}",
+            f"  files seen: {seen} | used: {len(self.images)} | skipped: {len(self.skipped)} "
+            f"| converted: {len(self.converted)} | OS files ignored: {self.ignored}",
+            "  per class: "
+            + ", ".join(f"{n}: {c}" for n, c in zip(self.class_names, self.class_counts())),
+        ]
+        reasons = Counter(reason.split(":")[0].split(" (")[0] for _, reason in self.skipped)
+        if reasons:
+            lines.append(
+                "  skipped by reason: " + ", ".join(f"{r}: {n}" for r, n in reasons.items())
+            )
+        for title, entries in (("Skipped", self.skipped), ("Converted", self.converted)):
+            for relative, why in entries[:20]:
+                lines.append(f"  {title}: {relative} ({why})")
+            if len(entries) > 20:
+                lines.append(f"  ... and {len(entries) - 20} more {title.lower()}")
+        return "\n".join(lines)
+
+
+def scan_image_folder(folder, workers: int = 4) -> FolderScan:
+    """Check every file under the two class folders before anything trains.
+
+    Each file is decoded once. Unusable files are listed with their reason and left out; they
+    are never deleted, moved or rewritten. OS litter (.DS_Store, __MACOSX/, ._* ...) is ignored.
+    """
+    root = find_class_root(Path(folder))
+    class_dirs = sorted(e for e in root.iterdir() if e.is_dir() and not is_os_litter(e.name))
+    if len(class_dirs) != 2:
+        found = ", ".join(f"{d.name}/" for d in class_dirs) or "no folders"
+        raise CannotContinue(
+            f"Expected exactly 2 class folders in {root}, found {len(class_dirs)}: {found}.\n"
+            "The layout must be:\n"
+            f"  {root}/\n    <class_a>/  image files\n    <class_b>/  image files\n"
+            "What to do: keep exactly two class folders there (move the others out)."
+        )
+    candidates, skipped, ignored = [], [], 0
+    for entry in root.iterdir():
+        if entry.is_file():
+            if is_os_litter(entry.name):
+                ignored += 1
+            else:
+                skipped.append((entry.name, "outside the class folders"))
+    for label, class_dir in enumerate(class_dirs):
+        for directory, subdirs, files in os.walk(class_dir):
+            subdirs[:] = sorted(d for d in subdirs if not is_os_litter(d))
+            for name in sorted(files):
+                if is_os_litter(name):
+                    ignored += 1
+                else:
+                    candidates.append((Path(directory) / name, label))
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda candidate: inspect_image(candidate[0]), candidates))
+    images, sizes, converted = [], [], []
+    for (path, label), (problem, conversion, size) in zip(candidates, results):
+        relative = str(path.relative_to(root))
+        if problem:
+            skipped.append((relative, problem))
+            continue
+        images.append((str(path), label))
+        sizes.append(size)
+        if conversion:
+            converted.append((relative, conversion))
+    scan = FolderScan(
+        root, [d.name for d in class_dirs], images, sizes, skipped, converted, ignored
+    )
+    empty = [name for name, count in zip(scan.class_names, scan.class_counts()) if count == 0]
+    if empty:
+        raise CannotContinue(
+            f"No usable image in class folder(s) {', '.join(empty)} under {root}.\n"
+            f"{scan.summary()}\nWhat to do: add JPEG or PNG images to each class folder."
+        )
+    return scan
+
+
+def split_scan(scan: FolderScan, seed: int, fractions=None) -> dict:
+    """A seeded split per class (stratified): each image in exactly one of train/validation/test."""
+    fractions = fractions or SPLIT_FRACTIONS
+    rng = np.random.default_rng(seed)
+    splits = {name: [] for name in fractions}
+    for label, class_name in enumerate(scan.class_names):
+        paths = sorted(path for path, image_label in scan.images if image_label == label)
+        if len(paths) < len(fractions):
+            raise CannotContinue(
+                f"Class '{class_name}' has {len(paths)} usable image(s): too few to split into "
+                f"{', '.join(fractions)}.\nWhat to do: add images to {scan.root / class_name}."
+            )
+        paths = [paths[i] for i in rng.permutation(len(paths))]
+        held_out = {
+            name: max(1, round(len(paths) * fraction))
+            for name, fraction in fractions.items()
+            if name != "train"
+        }
+        start = 0
+        for name in held_out:
+            splits[name] += [(path, label) for path in paths[start : start + held_out[name]]]
+            start += held_out[name]
+        splits["train"] += [(path, label) for path in paths[start:]]
+    return splits
+
+
+def check_class_balance(scan: FolderScan, splits: dict) -> list:
+    """Warnings a reader should see before training: strong imbalance, tiny held-out sets."""
+    warnings = []
+    counts = scan.class_counts()
+    if max(counts) > IMBALANCE_WARNING_RATIO * min(counts):
+        big, small = np.argmax(counts), np.argmin(counts)
+        warnings.append(
+            f"Classes are imbalanced: '{scan.class_names[big]}' has {counts[big]} images, "
+            f"'{scan.class_names[small]}' {counts[small]} ({counts[big] / counts[small]:.1f}:1). "
+            "Accuracy can look good while the small class is mostly wrong: check per-class "
+            "recall, or add images to the small class."
+        )
+    for split, pairs in splits.items():
+        per_class = Counter(label for _, label in pairs)
+        for label, name in enumerate(scan.class_names):
+            if split != "train" and per_class[label] < 5:
+                warnings.append(
+                    f"The {split} split has only {per_class[label]} image(s) of '{name}': "
+                    "its accuracy will jump around. More images make it trustworthy."
+                )
+    return warnings
