@@ -146,7 +146,7 @@ def load_folder_quietly(folder: Path) -> plumbing.TwoClassData:
 def build_model(image_size: int) -> keras.Model:
     """Notebook 02's model, at the global dtype policy in force, with random weights."""
     inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = layers.Lambda(vgg16.preprocess_input, name="preprocess")(inputs)
+    x = plumbing.vgg16_preprocessing(name="preprocess")(inputs)
     base = vgg16.VGG16(include_top=False, weights=None, input_tensor=x)
     base.trainable = False
     x = layers.GlobalAveragePooling2D(name="pooled_features")(base.output)

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import run_series
+import tutorial_plumbing as plumbing
 
 # tfds.load / builder.as_dataset('cats_vs_dogs') return fake examples with the real features.
 MOCK_TFDS = """
@@ -132,6 +133,7 @@ def build_notebook_02_model(image_size=32, seed=0):
         "WEIGHTS": None,
         "explain_weights_download": contextlib.nullcontext,
         "print_trainable_counts": lambda model: None,
+        "vgg16_preprocessing": plumbing.vgg16_preprocessing,
     }
     exec("import keras\nfrom keras import layers\nfrom keras.applications import vgg16", namespace)
     exec(build_cell, namespace)

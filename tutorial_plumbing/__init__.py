@@ -35,6 +35,7 @@ from .machine import (
 from .messages import CannotContinue
 from .pictures import overlay_heatmap, plot_history, show_images
 from .training import (
+    VGG16_MEAN_BGR,
     VGG16_WEIGHTS_URL,
     count_parameters,
     explain_weights_download,
@@ -43,6 +44,7 @@ from .training import (
     load_model_from,
     print_trainable_counts,
     save_json,
+    vgg16_preprocessing,
 )
 from .your_images import (
     IMBALANCE_WARNING_RATIO,
@@ -119,6 +121,8 @@ __all__ = [
     "VGG16_WEIGHTS_URL",
     "explain_weights_download",
     "load_model_from",
+    "vgg16_preprocessing",
+    "VGG16_MEAN_BGR",
     "show_images",
     "plot_history",
     "overlay_heatmap",

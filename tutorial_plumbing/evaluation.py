@@ -5,7 +5,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.applications import vgg16
 
 from .data_in import resize_image
 from .messages import CannotContinue
@@ -82,9 +81,6 @@ def float32_copy(model):
             return [to_float32(value) for value in config]
         return config
 
-    copy = keras.Model.from_config(
-        to_float32(model.get_config()),
-        custom_objects={"preprocess_input": vgg16.preprocess_input},
-    )
+    copy = keras.Model.from_config(to_float32(model.get_config()))
     copy.set_weights(model.get_weights())
     return copy

@@ -6,9 +6,28 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from keras.applications import vgg16
 
 from .messages import CannotContinue
+
+# What vgg16.preprocess_input subtracts from each channel, in BGR order (ImageNet's mean colour).
+VGG16_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def vgg16_preprocessing(name="preprocess"):
+    """vgg16.preprocess_input as a built-in Keras layer: RGB to BGR, minus ImageNet's mean colour.
+
+    A 1x1 convolution with fixed weights does exactly that: each output channel copies one input
+    channel (in reverse order) and its bias subtracts the mean. It computes in float32 and gives
+    the same numbers as vgg16.preprocess_input. Unlike a Lambda layer, it is saved in the .keras
+    file as ordinary weights, so `keras.models.load_model(path)` loads the model in any program.
+    """
+    layer = keras.layers.Conv2D(3, 1, name=name, trainable=False, dtype="float32")
+    layer.build((None, None, None, 3))
+    kernel = np.zeros((1, 1, 3, 3), dtype="float32")
+    for output_channel, input_channel in enumerate((2, 1, 0)):  # RGB -> BGR
+        kernel[0, 0, input_channel, output_channel] = 1.0
+    layer.set_weights([kernel, -np.array(VGG16_MEAN_BGR, dtype="float32")])
+    return layer
 
 
 def count_parameters(model) -> tuple:
@@ -72,7 +91,5 @@ def load_model_from(path, made_by: str):
             f"No model at {path}.\nWhat to do: run {made_by} first with the same ARTIFACTS_DIR. "
             "In Colab, put ARTIFACTS_DIR on Google Drive so it survives between sessions."
         )
-    # The model applies vgg16.preprocess_input in a Lambda layer: tell Keras what that name is.
-    return keras.models.load_model(
-        path, custom_objects={"preprocess_input": vgg16.preprocess_input}
-    )
+    # Plain Keras loading, as in your own program: the model needs no code of this series.
+    return keras.models.load_model(path)
