@@ -227,3 +227,62 @@ def test_images_too_large_for_memory_are_decoded_every_epoch(monkeypatch, capsys
     monkeypatch.setattr(plumbing.machine.Path, "read_text", lambda self: "MemAvailable: 1000 kB\n")
     assert not plumbing.fits_in_memory(10**9, "train")
     assert "too large: decoding every epoch instead" in capsys.readouterr().out
+
+
+def test_the_model_feeds_vgg16_exactly_what_preprocess_input_makes():
+    """Preprocessing inside the model: once, VGG16's own, on 0-255 pixels."""
+    from keras.applications import vgg16
+
+    model = build_notebook_02_model()
+    images, _, _ = image_batches(count=4)
+    first_convolution_sees = keras.Model(model.input, model.get_layer("block1_conv1").input)
+    np.testing.assert_array_equal(
+        first_convolution_sees.predict(images, verbose=0), vgg16.preprocess_input(images.copy())
+    )
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_a_model_saved_under_any_policy_reloads_with_plain_keras_and_predicts_the_same(
+    tmp_path, restore_policy, policy
+):
+    keras.mixed_precision.set_global_policy(policy)
+    model = build_notebook_02_model()
+    images, _, _ = image_batches(count=4)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    keras.mixed_precision.set_global_policy("float32")  # as in a fresh program
+    reloaded = keras.models.load_model(path)
+    assert reloaded.get_layer("block1_conv1").dtype_policy.name == policy
+    np.testing.assert_array_equal(
+        reloaded.predict(images, verbose=0), model.predict(images, verbose=0)
+    )
+
+
+def test_a_failed_dataset_download_is_one_message_and_leaves_nothing_half_written(
+    tmp_path, monkeypatch
+):
+    import functools
+
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(tfds, "builder", functools.partial(tfds.builder, data_dir=str(tmp_path)))
+    monkeypatch.setattr(plumbing.data_in, "host_reachable", lambda host: True)
+
+    def connection_reset(self, *args, **kwargs):
+        (tmp_path / "downloads").mkdir(exist_ok=True)
+        (tmp_path / "downloads" / "cats_vs_dogs.zip.tmp.0123").mkdir()
+        (tmp_path / "downloads" / "cats_vs_dogs.zip.tmp.0123" / "part").write_bytes(b"PK half")
+        raise ConnectionResetError("connection reset by peer (simulated)")
+
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", connection_reset)
+    for _ in range(2):  # the second run meets what the first one left, and fails the same way
+        with pytest.raises(plumbing.CannotContinue) as error:
+            plumbing.load_cats_vs_dogs()
+        message = str(error.value)
+        assert message.startswith("The cats_vs_dogs download failed: ")
+        assert "connection reset by peer" in message and "DATA_DIR" in message
+        assert len(message.splitlines()) == 2
+    tfds_folders = {"downloads", "extracted"}  # TFDS's own empty folders may stay
+    leftovers = [path.name for path in tmp_path.rglob("*") if path.name not in tfds_folders]
+    assert leftovers == [], "a half-written download or dataset would trip the next run"
+    assert not tfds.builder("cats_vs_dogs").is_prepared()

@@ -1,8 +1,11 @@
 """Data in: TFDS cats_vs_dogs or your two-class folder, split three ways, streamed with tf.data."""
 
 import dataclasses
+import shutil
 import socket
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -180,9 +183,11 @@ def load_cats_vs_dogs() -> TwoClassData:
                 "What to do: connect to the internet and run again, or set DATA_DIR to a "
                 "folder (or .zip) with two class folders of your own images."
             )
+        started = time.time()
         try:
             builder.download_and_prepare()
         except Exception as error:
+            remove_half_written_download(builder, started)
             raise CannotContinue(
                 f"The cats_vs_dogs download failed: {error}\n"
                 "What to do: check the internet connection and run again, or set DATA_DIR "
@@ -202,6 +207,24 @@ def load_cats_vs_dogs() -> TwoClassData:
         counts=counts,
         decode=lambda encoded: tf.io.decode_image(encoded, channels=3, expand_animations=False),
     )
+
+
+def remove_half_written_download(builder, started: float) -> None:
+    """Delete what a failed download left in TFDS's folder since `started` (never your files).
+
+    TFDS keeps a failed download's partial file in downloads/<name>.tmp.<id>/ and may leave an
+    empty dataset folder behind. The next run would warn about them, and partial downloads of
+    a 787 MiB file fill the disk.
+    """
+    dataset_dir = Path(builder.data_dir)  # <TFDS folder>/cats_vs_dogs/<version>
+    downloads = dataset_dir.parents[1] / "downloads"
+    partials = downloads.glob("*.tmp.*") if downloads.is_dir() else []
+    for partial in partials:
+        if partial.stat().st_mtime >= started - 1:
+            shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+    for folder in (dataset_dir, dataset_dir.parent):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def host_reachable(host: str, port: int = 443, timeout: float = 5.0) -> bool:
