@@ -3,6 +3,7 @@
     python run_series.py                          # cats_vs_dogs with ImageNet weights
     python run_series.py --data-dir ~/my_photos   # your own two-class folder (or a .zip)
     python run_series.py --notebooks 02 03 -p EPOCHS 3
+    python run_series.py --lang pt-BR             # the Portuguese edition (notebooks/pt-BR/)
 
 Each notebook is executed with the parameters you give (only those it declares in its
 `parameters` cell). The executed notebooks, their plots, the models and metrics.json land
@@ -19,15 +20,19 @@ import sys
 from pathlib import Path
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"
+# The editions of the course: English is the source, the others are generated from it
+# (tools/translate.py) into notebooks/<language>/.
+LANGUAGES = ("en", "pt-BR")
 
 
-def series_notebooks(selection: list[str] | None = None) -> list[Path]:
+def series_notebooks(selection: list[str] | None = None, language: str = "en") -> list[Path]:
     """The notebooks in order; `selection` keeps those whose name starts with a given prefix."""
-    notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    folder = NOTEBOOKS_DIR if language == "en" else NOTEBOOKS_DIR / language
+    notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if selection:
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(s) for s in selection)]
         if not notebooks:
-            raise SystemExit(f"No notebook in {NOTEBOOKS_DIR} starts with {selection}.")
+            raise SystemExit(f"No notebook in {folder} starts with {selection}.")
     return notebooks
 
 
@@ -80,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--weights", default="imagenet", help="'imagenet', 'none' or a .h5 path")
     parser.add_argument("--notebooks", nargs="*", help="run only these, e.g. 01 02")
+    parser.add_argument(
+        "--lang", choices=LANGUAGES, default="en", help="the edition to run (default: en)"
+    )
     parser.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
     parser.add_argument(
         "-p",
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Quieter kernels: TensorFlow's C++ start-up notes would fill every notebook's output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    notebooks = series_notebooks(args.notebooks)
+    notebooks = series_notebooks(args.notebooks, args.lang)
     run_dir = new_run_dir(Path(args.runs_dir))
     try:
         run_series(notebooks, parameters, run_dir)

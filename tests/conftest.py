@@ -68,12 +68,18 @@ def kernel_startup(folder: Path, scripts: dict):
             os.environ["IPYTHONDIR"] = before
 
 
-def run_notebooks(run_dir: Path, prefixes, parameters: dict, startup: dict | None = None):
-    """Run the series' notebooks named by prefixes into run_dir; return them executed."""
+def run_notebooks(
+    run_dir: Path, prefixes, parameters: dict, startup: dict | None = None, language=None
+):
+    """Run the series' notebooks named by prefixes into run_dir; return them executed.
+
+    language: None for the English notebooks, "pt-BR" for the generated Portuguese ones.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     executed = {}
+    notebooks = run_series.series_notebooks(list(prefixes), language or "en")
     with kernel_startup(run_dir.parent / f"{run_dir.name}-ipython", startup or {}):
-        for notebook in run_series.series_notebooks(list(prefixes)):
+        for notebook in notebooks:
             output = run_series.run_notebook(notebook, run_dir, parameters)
             executed[notebook.name[:2]] = nbformat.read(output, as_version=4)
     return executed

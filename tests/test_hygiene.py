@@ -15,6 +15,9 @@ sys.path.insert(0, str(ROOT / "tools"))
 import carry_plumbing  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PORTUGUESE = sorted((ROOT / "notebooks" / "pt-BR").glob("*.ipynb"))  # generated
+EVERY_NOTEBOOK = NOTEBOOKS + PORTUGUESE
+SETUP_HEADING = {"notebooks": "## Setup", "pt-BR": "## Configuração"}
 PIPELINE = [path for path in NOTEBOOKS if not path.name.startswith("00_")]
 SHARED_PARAMETERS = {
     "DATA_DIR",
@@ -27,6 +30,10 @@ SHARED_PARAMETERS = {
     "SEED",
 }
 SETTINGS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["tutorial"]
+
+
+def relative(path: Path) -> str:
+    return str(path.relative_to(ROOT))
 
 
 def colab_url(relative_path: str) -> str:
@@ -48,7 +55,7 @@ def test_the_series_is_there():
     assert {"01", "02", "03"} <= {path.name[:2] for path in NOTEBOOKS}
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EVERY_NOTEBOOK, ids=relative)
 def test_notebook_is_committed_without_outputs(path):
     for cell in read(path).cells:
         if cell.cell_type == "code":
@@ -56,19 +63,19 @@ def test_notebook_is_committed_without_outputs(path):
             assert cell.execution_count is None
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EVERY_NOTEBOOK, ids=relative)
 def test_notebook_has_one_title_its_badge_and_a_setup_section(path):
     notebook = read(path)
     markdown = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
     prose = re.sub(r"(?ms)^```.*?^```", "", markdown)  # a comment in a code example is no title
     assert len(re.findall(r"(?m)^# ", prose)) == 1, "exactly one H1"
     badges = re.findall(r"https://colab\.research\.google\.com/github/[^)\s\"]+", markdown)
-    assert badges == [colab_url(f"notebooks/{path.name}")]
-    assert re.search(r"(?m)^## Setup", markdown)
+    assert badges == [colab_url(relative(path))]
+    assert re.search(rf"(?m)^{SETUP_HEADING[path.parent.name]}$", markdown)
     assert notebook.metadata["kernelspec"]["name"] == "python3"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EVERY_NOTEBOOK, ids=relative)
 def test_parameters_cell_is_a_colab_form(path):
     cell = parameters_cell(read(path))
     assignments = [node for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)]
@@ -93,7 +100,7 @@ def test_pipeline_notebooks_share_parameter_names(path):
     assert not spelled_differently
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EVERY_NOTEBOOK, ids=relative)
 def test_keras_3_idioms_only(path):
     code = "\n".join(c.source for c in read(path).cells if c.cell_type == "code")
     for old in ["ImageDataGenerator", "tf_keras", "from tensorflow import keras", "tf.keras"]:
@@ -122,11 +129,23 @@ def test_ruff_lint_and_format_are_clean():
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_readme_links_every_notebook_with_its_badge():
-    readme = (ROOT / "README.md").read_text()
-    for path in NOTEBOOKS:
-        assert colab_url(f"notebooks/{path.name}") in readme, path.name
-        assert f"(notebooks/{path.name})" in readme, path.name
+@pytest.mark.parametrize(
+    ("readme", "notebooks"), [("README.md", NOTEBOOKS), ("README.pt-BR.md", PORTUGUESE)]
+)
+def test_readme_links_every_notebook_with_its_badge(readme, notebooks):
+    text = (ROOT / readme).read_text()
+    for path in notebooks:
+        assert colab_url(relative(path)) in text, path.name
+        assert f"({relative(path)})" in text, path.name
+
+
+def test_each_readme_links_the_other_language():
+    assert "(README.pt-BR.md)" in (ROOT / "README.md").read_text().split("\n## ")[0]
+    assert "(README.md)" in (ROOT / "README.pt-BR.md").read_text().split("\n## ")[0]
+
+
+def test_every_english_notebook_has_its_portuguese_edition():
+    assert [path.name for path in PORTUGUESE] == [path.name for path in NOTEBOOKS]
 
 
 def test_ci_runs_the_readme_test_command():

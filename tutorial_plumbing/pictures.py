@@ -44,7 +44,7 @@ def plot_history(phases, path=None) -> None:
                 )
             start += len(history[metric])
         axis.set_xlabel("epoch")
-        axis.set_title(metric)
+        axis.set_title("Accuracy" if metric == "accuracy" else "Loss")
         axis.legend()
     figure.tight_layout()
     if path:

@@ -1,0 +1,126 @@
+"""The Portuguese edition: generated from the English, complete, current, and it runs.
+
+tools/translate.py writes notebooks/pt-BR/ from the English notebooks and the catalogs in
+translations/pt-BR/. These tests fail on a missing or stale translation, on a generated
+notebook that differs from what the tool writes now, and on code that is not the English code.
+"""
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from conftest import TINY, run_notebooks
+
+import run_series
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import translate  # noqa: E402
+
+ENGLISH = translate.english_notebooks()
+
+
+def test_every_text_has_a_current_translation():
+    assert translate.problems() == [], "run `python tools/translate.py` and translate the list"
+
+
+def test_catalogs_and_generated_notebooks_are_what_the_tool_writes_now():
+    stale = [str(path.relative_to(ROOT)) for path in translate.stale_files()]
+    assert stale == [], "run `python tools/translate.py`"
+
+
+def test_an_english_edit_without_its_translation_is_caught(tmp_path):
+    """A changed paragraph and a changed plumbing message each need a translator again."""
+    source = translate.NOTEBOOKS / "02_feature_extraction.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    markdown = next(cell for cell in notebook.cells if cell.cell_type == "markdown")
+    markdown.source += "\n\nA sentence nobody has translated yet."
+    plumbing = next(c for c in notebook.cells if "plumbing" in c.metadata.get("tags", []))
+    assert "Precision: {policy}, because {reason}." in plumbing.source
+    plumbing.source = plumbing.source.replace("because {reason}.", "since {reason}.")
+    edited = tmp_path / source.name
+    nbformat.write(notebook, edited)
+    wanted = translate.wanted_entries([edited])
+    for where, text in [
+        ("notebook", "A sentence nobody has translated yet."),
+        ("plumbing", "Precision: {policy}, since {reason}."),
+    ]:
+        path = translate.catalog_path(edited, where)
+        entry = translate.updated_catalog(path, wanted[path]).find(text)
+        assert entry is not None, text
+        assert not entry.msgstr or "fuzzy" in entry.flags, "a stale translation must be flagged"
+
+
+def code_only(source: str) -> str:
+    """A code cell's syntax tree with every string emptied: what runs, not what it says."""
+    tree = ast.parse(translate.python_source(source))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            node.value = ""
+        if isinstance(node, ast.JoinedStr):
+            node.values = [v for v in node.values if isinstance(v, ast.FormattedValue)]
+    return ast.dump(tree)
+
+
+@pytest.mark.parametrize("english", ENGLISH, ids=lambda p: p.name)
+def test_a_generated_notebook_runs_the_same_code(english):
+    portuguese = nbformat.read(translate.OUTPUT / english.name, as_version=4)
+    english = nbformat.read(english, as_version=4)
+    assert [c.cell_type for c in portuguese.cells] == [c.cell_type for c in english.cells]
+    for ours, theirs in zip(english.cells, portuguese.cells):
+        assert ours.metadata == theirs.metadata
+        if ours.cell_type == "code":
+            assert code_only(theirs.source) == code_only(ours.source)
+
+
+@pytest.fixture(scope="module")
+def portuguese_folder_run(tmp_path_factory, easy_folder):
+    """The Portuguese 01 to 04, run as a reader would: `run_series.py --lang pt-BR`."""
+    runs = tmp_path_factory.mktemp("pt_BR")
+    parameters = dict(TINY, EPOCHS=10, USE_FEATURE_CACHE=True)
+    del parameters["WEIGHTS"]
+    argv = ["--lang", "pt-BR", "--notebooks", "01", "02", "03", "04", "--weights", "none"]
+    argv += ["--data-dir", str(easy_folder), "--runs-dir", str(runs)]
+    for name, value in parameters.items():
+        argv += ["-p", name, repr(value)]
+    assert run_series.main(argv) == 0
+    (run_dir,) = runs.iterdir()
+    return run_dir
+
+
+def test_the_portuguese_series_learns_the_folder(portuguese_folder_run):
+    run_dir = portuguese_folder_run
+    for english in ENGLISH[1:5]:
+        executed = nbformat.read(run_dir / english.name, as_version=4)
+        headings = [cell.source.split("\n")[0] for cell in executed.cells]
+        assert "## Configuração" in headings, english.name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["class_names"] == ["blues", "reds"]
+    assert metrics["test_accuracy"] >= 0.9
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluation["test"]["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def translation_of(english: str) -> str:
+    catalog = translate.load_catalog(translate.CATALOGS / "plumbing.po")
+    return catalog.find(english).msgstr
+
+
+def test_a_bad_data_dir_gets_a_portuguese_message_in_one_line(tmp_path):
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        run_notebooks(tmp_path / "run", ["01"], dict(TINY, DATA_DIR=str(missing)), language="pt-BR")
+    assert error.value.ename == "CannotContinue"
+    message = translation_of(
+        "DATA_DIR does not exist: {path}\nWhat to do: check the path. In Colab, paths on "
+        "Google Drive start with /content/drive/MyDrive/."
+    )
+    assert message and not message.startswith("DATA_DIR does not exist")
+    assert error.value.evalue == message.format(path=missing)
+    executed = nbformat.read(tmp_path / "run" / "01_explore_the_data.ipynb", as_version=4)
+    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert len(errors) == 1 and len(errors[0].traceback) == 1

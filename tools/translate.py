@@ -1,0 +1,560 @@
+"""Generate the Brazilian Portuguese notebooks from the English ones and a translation catalog.
+
+    python tools/translate.py            # update the catalogs, then write notebooks/pt-BR/
+    python tools/translate.py --check    # exit 1 when a translation is missing or stale, or a
+                                         # generated notebook differs (the tests do this too)
+    python tools/translate.py --missing  # list what needs a translator, catalog by catalog
+
+The English notebooks (and README.md) are the source; nobody edits notebooks/pt-BR/ or
+README.pt-BR.md by hand. Every text a
+reader meets is one entry of a gettext catalog (translations/pt-BR/*.po: one per notebook, and
+plumbing.po for the plumbing cells, shared by all notebooks). An entry's msgid is the English it
+translates:
+- a markdown cell, block by block (the paragraphs, lists and code examples between blank lines);
+- a comment in a code cell, and the title of a `# @title` form;
+- a string a reader sees: one that reads like a sentence, or that is printed, raised in a message
+  or drawn in a plot (see `reader_sees`). Docstrings and the plumbing's comments are for
+  developers and stay English.
+When an English text changes, its entry no longer matches. The new text gets an empty
+translation (with the old translation as a "fuzzy" suggestion), and --check fails until a
+translator writes it. The code stays the same: only the language of these texts changes, so
+a generated notebook runs exactly like its English source.
+"""
+
+import argparse
+import ast
+import copy
+import difflib
+import io
+import re
+import subprocess
+import sys
+import tempfile
+import tokenize
+from pathlib import Path
+
+import nbformat
+import polib
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+LANGUAGE = "pt-BR"
+CATALOGS = ROOT / "translations" / LANGUAGE
+OUTPUT = NOTEBOOKS / LANGUAGE
+# Markdown documents translated like notebook markdown: {English: generated}.
+DOCUMENTS = {ROOT / "README.md": ROOT / f"README.{LANGUAGE}.md"}
+NOTEBOOK_LINK = re.compile(r"(\]\(|/blob/[^/]+/)notebooks/(?!" + LANGUAGE + r"/)")
+PLUMBING_TAG = "plumbing"
+# Calls whose string arguments a reader sees, even when they are single words.
+SHOWN_BY = {
+    "print",
+    "CannotContinue",
+    "title",
+    "set_title",
+    "suptitle",
+    "xlabel",
+    "set_xlabel",
+    "ylabel",
+    "set_ylabel",
+    "xticks",
+    "yticks",
+    "text",
+    "show_images",
+    "plot_history",
+}
+SHOWN_AS = {"label", "title", "titles"}  # keyword arguments a reader sees
+TITLE = re.compile(r"^(\s*# @title )(.*?)( \{.*\})?\s*$")
+BADGE = re.compile(
+    r"(https://colab\.research\.google\.com/github/[^)\s\"]*?/notebooks/)([^/)\s\"]+)"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a reader meets: the units of translation
+
+
+def markdown_blocks(text: str) -> list:
+    """A markdown cell split at blank lines (outside ``` fences): [(block, what follows it)].
+
+    Joining every block with what follows it gives the cell back exactly.
+    """
+    spans, offset, fenced, current = [], 0, False, None
+    for line in text.split("\n"):
+        if line.strip().startswith("```"):
+            fenced = not fenced
+        if line.strip() or fenced:
+            current = [offset if current is None else current[0], offset + len(line)]
+        elif current is not None:
+            spans.append(current)
+            current = None
+        offset += len(line) + 1
+    if current is not None:
+        spans.append(current)
+    starts = [start for start, _ in spans] + [len(text)]
+    blocks = [("", text[: starts[0]])] if starts[0] else []
+    for (start, end), following in zip(spans, starts[1:]):
+        blocks.append((text[start:end], text[end:following]))
+    return blocks
+
+
+def python_source(cell_source: str) -> str:
+    """A code cell as Python: IPython magics (%pip, !ls) become `pass` (same line numbers)."""
+    return re.sub(r"(?m)^(\s*)[%!].*$", r"\1pass", cell_source)
+
+
+def string_template(node) -> str:
+    """The text of a string literal; an f-string keeps its {expressions} as placeholders."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    parts = []
+    for value in node.values:
+        if isinstance(value, ast.Constant):
+            parts.append(value.value.replace("{", "{{").replace("}", "}}"))
+        else:
+            conversion = "" if value.conversion == -1 else "!" + chr(value.conversion)
+            spec = ""
+            if value.format_spec is not None:
+                spec = ":" + "".join(
+                    v.value if isinstance(v, ast.Constant) else "{" + ast.unparse(v.value) + "}"
+                    for v in value.format_spec.values
+                )
+            parts.append("{" + ast.unparse(value.value) + conversion + spec + "}")
+    return "".join(parts)
+
+
+def placeholders(template: str) -> list:
+    return sorted(
+        re.findall(r"(?<!\{)\{(?!\{)[^{}]*\}", template.replace("{{", "").replace("}}", ""))
+    )
+
+
+# Containers a text passes through on its way to a call that shows it.
+PASSED_THROUGH = (ast.List, ast.Tuple, ast.IfExp, ast.Dict)
+
+
+def words_in(node) -> list:
+    if isinstance(node, ast.JoinedStr):  # the literal parts, not the {expressions}
+        letters = " ".join(v.value for v in node.values if isinstance(v, ast.Constant))
+    else:
+        letters = node.value
+    return re.findall(r"[A-Za-z]{2,}", letters)
+
+
+def reads_as_text(node) -> bool:
+    """A phrase: two words or more with a space between them."""
+    if isinstance(node, ast.JoinedStr):
+        letters = " ".join(v.value for v in node.values if isinstance(v, ast.Constant))
+    else:
+        letters = node.value
+    return len(words_in(node)) >= 2 and " " in letters.strip()
+
+
+def is_key(node, parent) -> bool:
+    """Compared with or looked up: a key, not text for the reader."""
+    if isinstance(parent, ast.Compare | ast.Subscript):
+        return True
+    return isinstance(parent, ast.Dict) and any(node is key for key in parent.keys)
+
+
+def is_string(node) -> bool:
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )
+
+
+def reader_sees(node, ancestors) -> bool:
+    """Whether a string literal is text for the reader, not a name, key, path or format.
+
+    It is when it reads as a phrase, when a call that shows text gets it (directly or inside
+    a list, tuple, dict value or conditional), or when it sits in a list, tuple or dict of
+    texts beside a phrase, or is one answer of a conditional whose other answer is a phrase
+    (one collection of labels is all text or none).
+    """
+    parent = ancestors[-1] if ancestors else None
+    if not words_in(node) or is_key(node, parent):
+        return False
+    for index in range(len(ancestors) - 1, -1, -1):
+        holder = ancestors[index]
+        if isinstance(holder, ast.keyword):
+            if holder.arg in SHOWN_AS:
+                return True
+            break
+        if isinstance(holder, ast.Call):
+            function = holder.func
+            name = (
+                function.attr
+                if isinstance(function, ast.Attribute)
+                else getattr(function, "id", "")
+            )
+            if name in SHOWN_BY:
+                return True
+            break
+        if not isinstance(holder, PASSED_THROUGH):
+            break
+        if index < len(ancestors) - 1 and is_key(ancestors[index + 1], holder):
+            break
+    siblings = {ast.List: "elts", ast.Dict: "values"}  # not tuples: `a, b = "x", "y"`
+    if isinstance(parent, ast.IfExp):
+        siblings = [parent.body, parent.orelse]
+    else:
+        siblings = getattr(parent, siblings.get(type(parent), ""), [])
+    if siblings:
+        looks_like_a_name = isinstance(node, ast.Constant) and re.search(r"[\d_]", node.value)
+        if not looks_like_a_name and any(
+            is_string(s) and s is not node and reads_as_text(s) for s in siblings
+        ):
+            return True
+    return reads_as_text(node)
+
+
+def code_strings(tree) -> list:
+    """(node, template) for each string literal a reader sees, outermost literals only."""
+    found = []
+
+    def visit(node, ancestors):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            return  # a docstring or a bare string: for developers
+        if is_string(node):
+            if reader_sees(node, ancestors):
+                found.append((node, string_template(node)))
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, ancestors + [node])
+
+    visit(tree, [])
+    return found
+
+
+def code_comments(source: str, plumbing: bool) -> list:
+    """(line, column, prefix, text, suffix) of each comment a reader should read in its language."""
+    found = []
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    for token in tokens:
+        if token.type != tokenize.COMMENT:
+            continue
+        line, column = token.start
+        title = TITLE.match(token.string)
+        if title:
+            found.append((line, column, title.group(1).strip(), title.group(2), title.group(3)))
+            continue
+        if plumbing or re.match(r"#\s*(@param|noqa|type:)", token.string):
+            continue
+        body = re.sub(r"\s*# @param.*$", "", token.string)
+        prefix = re.match(r"#\s*", body).group(0)
+        if body[len(prefix) :].strip():
+            found.append((line, column, prefix, body[len(prefix) :], token.string[len(body) :]))
+    return found
+
+
+def cell_units(cell) -> list:
+    """(msgid, where) for each text of one cell, in order; where is 'plumbing' or 'notebook'."""
+    is_plumbing = PLUMBING_TAG in cell.metadata.get("tags", [])
+    where = "plumbing" if is_plumbing else "notebook"
+    if cell.cell_type == "markdown":
+        return [(block, where) for block, _ in markdown_blocks(cell.source) if not is_badge(block)]
+    if cell.cell_type != "code":
+        return []
+    source = python_source(cell.source)
+    texts = [(text, where) for _, text in code_strings(ast.parse(source))]
+    texts += [(c[3], where) for c in code_comments(source, is_plumbing)]
+    return texts
+
+
+def is_badge(block: str) -> bool:
+    """The Colab button alone (its link changes with the file, its text is Colab's own), or
+    nothing to translate."""
+    return not block.strip() or (
+        bool(BADGE.search(block)) and block.lstrip().startswith("[![Open In Colab]")
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing a translated cell
+
+
+def python_literal(template: str, formatted: bool) -> str:
+    """A double-quoted Python literal (an f-string when formatted) for a translated template."""
+
+    def escape(text):
+        return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+    if not formatted:
+        return '"' + escape(template) + '"'
+    pieces = re.split(r"((?<!\{)\{(?!\{)[^{}]*\})", template)
+    return 'f"' + "".join(p if i % 2 else escape(p) for i, p in enumerate(pieces)) + '"'
+
+
+def wrapped_literal(template: str, formatted: bool, indent: int, width: int = 100) -> str:
+    """Adjacent literals, one per line, breaking after spaces outside {placeholders}."""
+    words = re.findall(r"(?:\{[^{}]*\}|[^\s{}]|\{\{|\}\})+\s*|\s+", template)
+    lines, current = [], ""
+    for word in words:
+        candidate = current + word
+        if current and indent + len(python_literal(candidate, formatted)) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    lines.append(current)
+    pieces = [python_literal(line, formatted and "{" in line.replace("{{", "")) for line in lines]
+    return ("\n" + " " * indent).join(pieces)
+
+
+def char_column(line: str, byte_column: int) -> int:
+    return len(line.encode()[:byte_column].decode())
+
+
+def translate_code(source: str, is_plumbing: bool, lookup) -> str:
+    """The cell with each reader-facing string and comment replaced by its translation."""
+    lines = source.split("\n")
+    edits = []  # (start line, start col, end line, end col, new text); lines 1-based, chars
+    python = python_source(source)
+    py_lines = python.split("\n")
+    for node, text in code_strings(ast.parse(python)):
+        start = char_column(py_lines[node.lineno - 1], node.col_offset)
+        end = char_column(py_lines[node.end_lineno - 1], node.end_col_offset)
+        formatted = isinstance(node, ast.JoinedStr)
+        if node.end_lineno > node.lineno:  # it spanned lines inside brackets: wrap it again
+            literal = wrapped_literal(lookup(text), formatted, start)
+        else:
+            literal = python_literal(lookup(text), formatted)
+        edits.append((node.lineno, start, node.end_lineno, end, literal))
+    for line, column, prefix, text, suffix in code_comments(python, is_plumbing):
+        spacing = " " if prefix == "# @title" else ""
+        new = prefix + spacing + lookup(text) + (suffix or "")
+        edits.append((line, column, line, len(lines[line - 1]), new))
+    for first, start, last, end, new in sorted(edits, reverse=True):
+        head, tail = lines[first - 1][:start], lines[last - 1][end:]
+        lines[first - 1 : last] = [head + new + tail]
+    return "\n".join(lines)
+
+
+def translate_cell(cell, lookup, notebook_name: str):
+    translated = copy.deepcopy(cell)
+    is_plumbing = PLUMBING_TAG in cell.metadata.get("tags", [])
+    if cell.cell_type == "markdown":
+        text = "".join(
+            (block if is_badge(block) else lookup(block)) + separator
+            for block, separator in markdown_blocks(cell.source)
+        )
+        translated.source = BADGE.sub(rf"\g<1>{LANGUAGE}/\g<2>", text)
+    elif cell.cell_type == "code":
+        translated.source = translate_code(cell.source, is_plumbing, lookup)
+    return translated
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalogs
+
+
+def catalog_path(notebook: Path, where: str) -> Path:
+    return CATALOGS / ("plumbing.po" if where == "plumbing" else f"{notebook.stem}.po")
+
+
+def english_notebooks() -> list:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def document_path(document: Path) -> Path:
+    return CATALOGS / f"{document.stem}.po"
+
+
+def translated_document(document: Path) -> str:
+    """A markdown document in the other language; its links lead to the translated notebooks."""
+    found = {e.msgid: e.msgstr for e in load_catalog(document_path(document)) if e.msgstr}
+
+    def lookup(block):
+        if block not in found:
+            raise SystemExit(f"{document.name}: no translation for {block[:70]!r}")
+        return found[block]
+
+    text = "".join(
+        (block if not block.strip() else lookup(block)) + separator
+        for block, separator in markdown_blocks(document.read_text())
+    )
+    return NOTEBOOK_LINK.sub(rf"\g<1>notebooks/{LANGUAGE}/", text)
+
+
+def wanted_entries(notebooks=None) -> dict:
+    """{catalog path: {msgid: [file names]}} for the English notebooks (and documents) now."""
+    wanted = {}
+    if notebooks is None:
+        for document in DOCUMENTS:
+            blocks = [b for b, _ in markdown_blocks(document.read_text()) if b.strip()]
+            wanted[document_path(document)] = {block: [document.name] for block in blocks}
+    for path in notebooks or english_notebooks():
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            for msgid, where in cell_units(cell):
+                entries = wanted.setdefault(catalog_path(path, where), {})
+                entries.setdefault(msgid, [])
+                if path.name not in entries[msgid]:
+                    entries[msgid].append(path.name)
+    return wanted
+
+
+def load_catalog(path: Path):
+    return polib.pofile(str(path), wrapwidth=0) if path.exists() else polib.POFile(wrapwidth=0)
+
+
+def updated_catalog(path: Path, msgids: dict):
+    """The catalog with exactly these msgids: kept translations, new ones empty or fuzzy."""
+    old = load_catalog(path)
+    known = {entry.msgid: entry for entry in old if not entry.obsolete}
+    unused = [entry for entry in known.values() if entry.msgid not in msgids and entry.msgstr]
+    catalog = polib.POFile(wrapwidth=0)
+    catalog.metadata = {
+        "Project-Id-Version": "transfer-learning tutorial series",
+        "Language": LANGUAGE.replace("-", "_"),
+        "MIME-Version": "1.0",
+        "Content-Type": "text/plain; charset=UTF-8",
+        "Content-Transfer-Encoding": "8bit",
+    }
+    for msgid, notebooks in msgids.items():
+        entry = known.get(msgid)
+        if entry is None:
+            entry = polib.POEntry(msgid=msgid, msgstr="")
+            closest = max(
+                unused,
+                key=lambda e: difflib.SequenceMatcher(None, e.msgid, msgid).ratio(),
+                default=None,
+            )
+            if closest and difflib.SequenceMatcher(None, closest.msgid, msgid).ratio() > 0.6:
+                entry.msgstr = closest.msgstr
+                entry.flags = ["fuzzy"]
+                entry.previous_msgid = closest.msgid
+        entry.occurrences = [(name, "") for name in notebooks]
+        catalog.append(entry)
+    return catalog
+
+
+def catalog_problems(path: Path) -> list:
+    """Entries a translator must write or check: empty, fuzzy, or with placeholders changed."""
+    problems = []
+    for entry in load_catalog(path):
+        if entry.obsolete:
+            continue
+        if not entry.msgstr:
+            problems.append(f"{path.name}: no translation for {entry.msgid[:70]!r}")
+        elif "fuzzy" in entry.flags:
+            problems.append(f"{path.name}: the English changed, check {entry.msgid[:70]!r}")
+        elif placeholders(entry.msgid) != placeholders(entry.msgstr):
+            problems.append(f"{path.name}: placeholders differ in {entry.msgid[:70]!r}")
+    return problems
+
+
+def lookup_for(notebook: Path):
+    catalogs = {}
+
+    def lookup(where):
+        path = catalog_path(notebook, where)
+        if path not in catalogs:
+            catalogs[path] = {e.msgid: e.msgstr for e in load_catalog(path) if e.msgstr}
+        return catalogs[path]
+
+    return lookup
+
+
+def translated_notebook(path: Path) -> str:
+    """The generated notebook's file text (formatted by ruff like every notebook here)."""
+    notebook = nbformat.read(path, as_version=4)
+    find = lookup_for(path)
+    generated = copy.deepcopy(notebook)
+    for index, cell in enumerate(notebook.cells):
+        where = "plumbing" if PLUMBING_TAG in cell.metadata.get("tags", []) else "notebook"
+
+        def lookup(text, where=where):
+            translation = find(where).get(text)
+            if translation is None:
+                raise SystemExit(f"{path.name}: no translation for {text[:70]!r}")
+            return translation
+
+        generated.cells[index] = translate_cell(cell, lookup, path.name)
+    with tempfile.TemporaryDirectory() as folder:
+        output = Path(folder) / path.name
+        nbformat.write(generated, output)
+        subprocess.run(
+            [sys.executable, "-m", "ruff", "format", "--quiet", "--no-cache", str(output)],
+            check=True,
+            cwd=ROOT,
+        )
+        return output.read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def stale_files() -> list:
+    """Catalogs and generated notebooks that differ from what this tool would write now."""
+    stale = []
+    for path, msgids in wanted_entries().items():
+        if not path.exists() or str(updated_catalog(path, msgids)) != str(load_catalog(path)):
+            stale.append(path)
+    for notebook in english_notebooks():
+        output = OUTPUT / notebook.name
+        try:
+            expected = translated_notebook(notebook)
+        except SystemExit:
+            expected = None
+        if expected is None or not output.exists() or output.read_text() != expected:
+            stale.append(output)
+    for document, output in DOCUMENTS.items():
+        try:
+            expected = translated_document(document)
+        except SystemExit:
+            expected = None
+        if expected is None or not output.exists() or output.read_text() != expected:
+            stale.append(output)
+    return stale
+
+
+def problems() -> list:
+    return [p for path in sorted(CATALOGS.glob("*.po")) for p in catalog_problems(path)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
+    mode.add_argument("--missing", action="store_true", help="list what needs a translator")
+    args = parser.parse_args(argv)
+    if args.check:
+        found = problems() + [f"{p.relative_to(ROOT)} is out of date" for p in stale_files()]
+        print("\n".join(found) or "Translations complete and up to date.")
+        if found:
+            print("Run: python tools/translate.py, then translate what it lists.")
+        return 1 if found else 0
+    if not args.missing:
+        CATALOGS.mkdir(parents=True, exist_ok=True)
+        for path, msgids in wanted_entries().items():
+            updated_catalog(path, msgids).save(str(path))
+    missing = problems()
+    print("\n".join(missing))
+    if args.missing:
+        return 1 if missing else 0
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    for notebook in english_notebooks():
+        try:
+            text = translated_notebook(notebook)
+        except SystemExit as incomplete:
+            print(f"not written: {incomplete}")
+            continue
+        output = OUTPUT / notebook.name
+        if not output.exists() or output.read_text() != text:
+            output.write_text(text)
+            print(f"wrote {output.relative_to(ROOT)}")
+    for document, output in DOCUMENTS.items():
+        try:
+            text = translated_document(document)
+        except SystemExit as incomplete:
+            print(f"not written: {incomplete}")
+            continue
+        if not output.exists() or output.read_text() != text:
+            output.write_text(text)
+            print(f"wrote {output.relative_to(ROOT)}")
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
