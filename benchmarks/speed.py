@@ -26,30 +26,40 @@ forward rate on in-memory tensors, which leaves out their decoding: this flatter
 The project side is timed in full on every image, tracing included, except that the feature
 extractor is traced before the extraction rate is taken.
 
-The plumbing switches tf.data's autotuner off in every dataset it makes (see
-tutorial_plumbing.without_autotune): with it on, TensorFlow 2.21 here often held the end of a
-pass over a dataset until the autotuner's next wake-up. So the datasets timed here are exactly
-the notebooks' datasets.
+The plumbing switches tf.data's autotuner off in every dataset it makes
+(tutorial_plumbing.without_autotune), so the datasets timed here are exactly the notebooks'
+datasets. To show whether that matters, the benchmark also times passes over the training
+pipeline with the autotuner off and on.
 
 Peak memory (ru_maxrss) is measured in a fresh subprocess per dataset size, running the project
 path end to end, to show that it does not grow with the number of images.
 
-    python benchmarks/speed.py                           # 224 px, 256 images: a few minutes
+Results go to a JSON file with the machine, the date and the library versions. The README's
+speed sections are rendered from the files committed in benchmarks/results/, never typed:
+
+    python benchmarks/speed.py --save          # 224 px, 256 images: a few minutes; writes
+                                               # benchmarks/results/<cpu>-<cores>cpu.json
+    python benchmarks/speed.py --write-readme  # README.md's speed sections from those files
+    python benchmarks/speed.py --check-readme  # exit 1, with a diff, if README.md differs
     python benchmarks/speed.py --images 512 --json speed.json
-    python benchmarks/speed.py --quick                   # smoke test: small and fast
+    python benchmarks/speed.py --quick         # smoke test: small and fast, times mean nothing
 """
 
 import argparse
 import contextlib
+import datetime
+import difflib
 import gc
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -81,38 +91,65 @@ CACHED_LAYER = "block4_pool"  # the last frozen layer when fine-tuning from bloc
 # cats_vs_dogs as the notebooks slice it (80/10/10 of the 23,262 images TFDS keeps).
 FULL_RUN_IMAGES = {"train": 18610, "validation": 2326, "test": 2326}
 FULL_RUN_FINE_TUNE_EPOCHS = 5  # notebook 03's FINE_TUNE_EPOCHS
-# NVIDIA T4 datasheet (https://www.nvidia.com/en-us/data-center/tesla-t4/): peak TFLOPS.
-T4_PEAK_TFLOPS = {"mixed_float16": 65.0, "float32": 8.1}
-T4_ASSUMED_EFFICIENCY = 0.3  # an assumption, not a measurement: share of peak Keras reaches
 # (width, height) of the generated JPEGs: cats_vs_dogs images are mostly 500 px on the long side.
 JPEG_SIZES = [(500, 375), (500, 375), (375, 500), (500, 333), (400, 300)]
 QUICK = {"image_size": 32, "images": 48, "batch_size": 8, "rss_sizes": [24, 96]}
+AUTOTUNE_PASSES = 3  # timed passes over the pipeline with tf.data's autotuner off, and on
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"  # committed results, one file per machine
+README = REPO_ROOT / "README.md"
 
 
 # ---------------------------------------------------------------------------------------------
 # The machine, the data, the model
 
 
-def machine_description(policy: str, load_at_start: float) -> dict:
-    cpu_model = next(
+def cpu_model() -> str:
+    return next(
         (
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         ),
-        platform.processor(),
+        platform.processor() or "unknown CPU",
     )
+
+
+def gpu_names() -> list:
+    return [
+        tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+        for gpu in tf.config.list_physical_devices("GPU")
+    ]
+
+
+def machine_description(policy: str, load_at_start: float) -> dict:
     return {
-        "cpu": cpu_model,
+        "cpu": cpu_model(),
         "cores": len(os.sched_getaffinity(0)),
         "bfloat16_in_hardware": plumbing.cpu_supports_bfloat16(),
-        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "gpus": gpu_names(),
         "policy": policy,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
         "load_average_at_start": round(load_at_start, 2),
     }
+
+
+def versions() -> dict:
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def machine_file_name() -> str:
+    """A results file name from the CPU model and core count (and GPU): amd-epyc-2cpu.json."""
+    cleaned = re.sub(r"\((R|TM|tm|r)\)|@.*", " ", cpu_model())
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", cleaned)]
+    words = [w for w in words if w not in {"cpu", "processor", "core", "with", "radeon"}][:2]
+    name = "-".join(words or ["cpu"]) + f"-{len(os.sched_getaffinity(0))}cpu"
+    for gpu in gpu_names()[:1]:
+        name += "-" + "-".join(re.findall(r"[a-z0-9]+", gpu.lower().replace("nvidia", "")))
+    return name + ".json"
 
 
 def write_jpeg_folder(folder: Path, count: int, seed: int = SEED) -> float:
@@ -263,6 +300,26 @@ def stream_rate(batches) -> dict:
     """Images/s out of a dataset of (inputs, labels) batches alone, with no model to feed."""
     count, wall, load = timed(lambda: sum(int(inputs.shape[0]) for inputs, _ in batches))
     return {"images_per_s": count / wall} | load
+
+
+def autotune_passes(data, image_size: int, batch_size: int, passes: int) -> dict:
+    """Seconds per pass over the training pipeline with tf.data's autotuner off, then on.
+
+    Off is how the plumbing builds every dataset (without_autotune); on is the same dataset
+    with the option set back. One untimed pass of each comes first (it builds the pipeline);
+    then the two alternate, so both see the same machine load.
+    """
+    off = data.batches("train", image_size, batch_size)
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    on = off.with_options(options)
+    seconds = {"off_s": [], "on_s": []}
+    for repeat in range(passes + 1):
+        for key, dataset in (("off_s", off), ("on_s", on)):
+            count, wall, _ = timed(lambda dataset=dataset: sum(len(y) for _, y in dataset))
+            if repeat:
+                seconds[key].append(wall)
+    return seconds | {"images": int(count), "passes": passes}
 
 
 def fit_on_images_cost(model, data, image_size, batch_size, steps, learning_rate) -> dict:
@@ -491,47 +548,6 @@ def full_run_cpu_estimate(naive, project, without_cache, counts, policy) -> dict
     }
 
 
-def t4_estimate(project) -> dict:
-    """Colab T4, NOT measured: datasheet peak x an assumed efficiency; decoding as measured here.
-
-    The GPU computes while the CPU decodes, so a pass over images goes at the slower of the two.
-    Colab's free runtime has 2 vCPUs like this machine: the decode rate measured here stands in
-    for it (it may well be slower there). A phase 2 epoch takes the longer of its arithmetic and
-    of reading the block4 cache at the rate measured here (from the page cache, not from disk).
-    """
-    flops, full = project["gflops"], FULL_RUN_IMAGES
-    tflops = {p: T4_ASSUMED_EFFICIENCY * peak for p, peak in T4_PEAK_TFLOPS.items()}
-    decode = project["pipeline_alone"]["images_per_s"]
-
-    def seconds(gflops_per_image, images, policy="mixed_float16"):
-        return images * gflops_per_image / (tflops[policy] * 1e3)
-
-    fitted = full["train"] + full["validation"]
-    base_rate = tflops["mixed_float16"] * 1e3 / flops["base_forward"]
-    block4_rate = tflops["mixed_float16"] * 1e3 / flops["to_block4_pool_forward"]
-    naive_rate = tflops["float32"] * 1e3 / flops["base_forward"]
-    naive_backward = flops["block5_and_head_train_step"] - flops["block5_and_head_forward"]
-    naive_phase2_epoch = seconds(
-        flops["base_forward"] + naive_backward, full["train"], "float32"
-    ) + seconds(flops["base_forward"], full["validation"], "float32")
-    project_phase2_compute = seconds(flops["block5_and_head_train_step"], full["train"])
-    project_phase2_compute += seconds(flops["block5_and_head_forward"], full["validation"])
-    reading = fitted / project["phase2_cache_reading_alone"]["images_per_s"]
-    return {
-        "assumed_efficiency": T4_ASSUMED_EFFICIENCY,
-        "peak_tflops": T4_PEAK_TFLOPS,
-        "gpu_forward_images_per_s": base_rate,
-        "decode_images_per_s_as_here": decode,
-        "naive_phase1_s": HEAD_EPOCHS * fitted / min(naive_rate, decode),
-        "project_phase1_extraction_s": fitted / min(base_rate, decode),
-        "naive_phase2_epoch_s": naive_phase2_epoch,
-        "project_phase2_block4_caching_s": sum(full.values()) / min(block4_rate, decode),
-        "project_phase2_epoch_compute_s": project_phase2_compute,
-        "project_phase2_epoch_cache_reading_s": reading,
-        "project_phase2_epoch_s": max(project_phase2_compute, reading),
-    }
-
-
 # ---------------------------------------------------------------------------------------------
 # Peak memory, one fresh process per dataset size
 
@@ -606,11 +622,17 @@ def print_report(report) -> None:
     )
     print(
         f"{m['cpu']}, {m['cores']} cores, bf16 in hardware: {m['bfloat16_in_hardware']}, "
-        f"TF {m['tensorflow']}, Keras {m['keras']}, policy {policy}, "
+        f"TF {report['versions']['tensorflow']}, Keras {report['versions']['keras']}, "
+        f"policy {policy}, "
         f"load average {m['load_average_at_start']} at start, {report['load_average_at_end']} "
         "at end"
     )
     print_rates(naive, project, t["without_cache"], summary, policy)
+    autotune = t["autotune"]
+    print(
+        f"\nA pass over the training pipeline ({autotune['images']} images), seconds: "
+        f"autotuner off {fmt_seconds(autotune['off_s'])}, on {fmt_seconds(autotune['on_s'])}"
+    )
     print_phases(summary, naive, project)
     print_estimates(report)
     print("\nPeak RSS (ru_maxrss) by dataset size, a fresh process each")
@@ -620,6 +642,12 @@ def print_report(report) -> None:
             f"{child['rss_after_phase2_mb']:.0f} MB; block4 cache on disk "
             f"{child['block4_cache_mb']:.0f} MB"
         )
+
+
+def fmt_seconds(values) -> str:
+    """[1.0, 2.0, 3.0] -> '1.00, 2.00 and 3.00'."""
+    texts = [f"{value:.2f}" for value in values]
+    return " and ".join([", ".join(texts[:-1]), texts[-1]] if len(texts) > 1 else texts)
 
 
 def print_rates(naive, project, without_cache, summary, policy) -> None:
@@ -683,9 +711,7 @@ def print_phases(summary, naive, project) -> None:
 
 
 def print_estimates(report) -> None:
-    cpu, t4 = report["full_run_estimate_cpu"], report["full_run_estimate_t4"]
-    minutes = {key: value / 60 for key, value in cpu.items()}
-    t4_minutes = {key: value / 60 for key, value in t4.items() if key.endswith("_s")}
+    minutes = {key: value / 60 for key, value in report["full_run_estimate_cpu"].items()}
     print(f"\nEstimates for all of cats_vs_dogs {FULL_RUN_IMAGES}, in minutes")
     print(
         f"  this machine, phase 1 ({HEAD_EPOCHS} epochs): naive {minutes['naive_phase1_s']:.0f}, "
@@ -702,17 +728,219 @@ def print_estimates(report) -> None:
         f"{minutes['without_cache_phase1_epoch_s']:.0f}, of phase 2 "
         f"{minutes['without_cache_phase2_epoch_s']:.0f}"
     )
-    print(
-        f"  Colab T4, NOT measured (datasheet peak x {t4['assumed_efficiency']:.0%} assumed, "
-        "decoding at this machine's rate):"
+
+
+# ---------------------------------------------------------------------------------------------
+# The README's speed sections, rendered from the committed results files
+
+MARKERS = {
+    "cost": ("<!-- speed:cost:begin -->", "<!-- speed:cost:end -->"),
+    "results": ("<!-- speed:results:begin -->", "<!-- speed:results:end -->"),
+}
+WRAP = 92  # the README's line length
+
+
+def paragraph(text: str) -> str:
+    return textwrap.fill(" ".join(text.split()), WRAP, break_on_hyphens=False)
+
+
+def kib(size_bytes: float) -> str:
+    return f"{size_bytes / 2**10:,.0f} KiB"
+
+
+def render_cost() -> str:
+    """What one image costs and what the caches hold, from VGG16's layer shapes at 224 px."""
+    size = 224
+    model = build_model(size)  # the dtype policy changes no shape, so neither count
+    gflops = vgg16_gflops(model)
+    pooled = int(model.get_layer("pooled_features").output.shape[-1])
+    block4_shape = tuple(int(n) for n in model.get_layer(CACHED_LAYER).output.shape[1:])
+    float16_bytes = 2  # cache_features stores float16, whatever the policy
+    pooled_bytes = pooled * float16_bytes
+    block4_bytes = int(np.prod(block4_shape)) * float16_bytes
+    all_images = sum(FULL_RUN_IMAGES.values())
+    shape = " × ".join(str(n) for n in block4_shape)
+    return "\n".join(
+        [
+            paragraph(
+                f"""Almost all the time goes into VGG16 itself: one {size}-pixel image costs
+                {gflops["base_forward"]:.1f} billion floating-point operations on the way
+                through the base (counted from its layer shapes by `benchmarks/speed.py`). The
+                usual recipe pays that for every image in every epoch, in float32. The notebooks
+                avoid repeated work instead:"""
+            ),
+            "",
+            "- "
+            + paragraph(
+                f"""**Phase 1 (part 2)**: the frozen base runs once per image. Its {pooled}
+                pooled features are kept as float16 ({kib(pooled_bytes)} per image) and the head
+                trains on them for as many epochs as you like."""
+            ).replace("\n", "\n  "),
+            "- "
+            + paragraph(
+                f"""**Phase 2 (part 3)**: everything up to `{CACHED_LAYER}` stays frozen, so its
+                output is cached once, as float16: {shape} values, {kib(block4_bytes)} per image
+                at {size} pixels, {block4_bytes * all_images / 2**30:.1f} GiB for all
+                {all_images:,} images of cats_vs_dogs, in a file on local disk (the operating
+                system keeps it in memory when there is room). Each epoch then runs only
+                `block5` and the head."""
+            ).replace("\n", "\n  "),
+        ]
     )
-    print(
-        f"    phase 1: naive {t4_minutes['naive_phase1_s']:.0f}, project extraction "
-        f"{t4_minutes['project_phase1_extraction_s']:.1f};  phase 2: caching "
-        f"{t4_minutes['project_phase2_block4_caching_s']:.1f}, an epoch naive "
-        f"{t4_minutes['naive_phase2_epoch_s']:.1f}, project "
-        f"{t4_minutes['project_phase2_epoch_s']:.2f}"
+
+
+def rate_rows(report) -> list:
+    t, policy = report["timings"], report["machine"]["policy"]
+    naive, project, uncached = t["naive"], t["project"], t["without_cache"]
+    without = f"notebooks without the cache, phase {{}} (`fit` on images, {policy})"
+    again = ", measured again beside the cache" if policy == "float32" else ""
+    return [
+        ("bare VGG16 base forward, float32", naive["forward_float32"]),
+        (f"bare VGG16 base forward, {policy}{again}", project[f"forward_{policy}"]),
+        ("input pipeline alone (read, decode, resize)", project["pipeline_alone"]),
+        ("feature cache, phase 1 (`cache_features` on it)", project["phase1_extraction"]),
+        ("usual recipe, phase 1 (`fit` on images, float32)", naive["phase1_fit"]),
+        ("usual recipe, phase 2 (`fit` on images, float32)", naive["phase2_fit"]),
+        (without.format(1), uncached["phase1_fit"]),
+        (without.format(2), uncached["phase2_fit"]),
+        ("notebooks with the cache, phase 2 (an epoch of block5 + head)", project["phase2_epochs"]),
+    ]
+
+
+def render_run(report, name: str) -> str:
+    """One results file as the README shows it: where it came from, then what it measured."""
+    m, v, s, summary = report["machine"], report["versions"], report["settings"], report["summary"]
+    t, policy, images = report["timings"], m["policy"], report["images"]
+    link = f"benchmarks/results/{name}"
+    gpus = ", ".join(m["gpus"]) if m["gpus"] else "no GPU"
+    bf16 = "with" if m["bfloat16_in_hardware"] else "without"
+    lines = [
+        paragraph(
+            f"""**{m["cpu"]}**, {m["cores"]} cores, {bf16} bfloat16 instructions, {gpus};
+            Python {v["python"]}, TensorFlow {v["tensorflow"]}, Keras {v["keras"]}, NumPy
+            {v["numpy"]}; policy `{policy}`. Measured on {report["date"]}, rendered from
+            [`{link}`]({link}): {sum(images.values())} generated JPEGs (train
+            {images["train"]}, validation {images["validation"]}, test {images["test"]}),
+            {s["image_size"]} pixels, batch {s["batch_size"]}."""
+        ),
+        "",
+    ]
+    if report.get("quick"):
+        lines += [
+            "> "
+            + paragraph(
+                f"""**A quick run** (`--quick`: {s["image_size"]}-pixel images, a few dozen
+                files). It shows that the benchmark works, not how fast anything is: run it
+                in full on a quiet machine before you believe any figure below."""
+            ).replace("\n", "\n> "),
+            "",
+        ]
+    lines += ["| Measured | images/s |", "|---|---:|"]
+    lines += [f"| {label} | {rate['images_per_s']:.1f} |" for label, rate in rate_rows(report)]
+    n = sum(images.values())
+    lines += [
+        "",
+        f"| On the {n} images | usual recipe | notebooks | speedup |",
+        "|---|---:|---:|---:|",
+        f"| phase 1: feature extraction + {HEAD_EPOCHS} epochs of the head | "
+        f"{summary['naive_phase1_s']:.1f} s | {summary['project_phase1_s']:.1f} s | "
+        f"{summary['phase1_speedup']:.1f}x |",
+        f"| phase 2: one fine-tuning epoch | {summary['naive_phase2_epoch_s']:.1f} s | "
+        f"{summary['project_phase2_epoch_s']:.1f} s | {summary['phase2_speedup']:.1f}x |",
+        "",
+    ]
+    float32 = t["naive"]["forward_float32"]["images_per_s"]
+    chosen = t["project"][f"forward_{policy}"]["images_per_s"]
+    if policy == "float32":
+        precision = """This machine has no fast 16-bit math, so the notebooks compute in float32
+            here and this run measures no mixed precision."""
+    else:
+        precision = f"""`{policy}` ran the bare base at {chosen / float32:.1f} times the
+            float32 rate ({chosen:.1f} against {float32:.1f} images/s)."""
+    autotune = t["autotune"]
+    rss = ", ".join(
+        f"{child['peak_rss_mb']:,.0f} MB with {size} images"
+        for size, child in report["rss_children"].items()
     )
+    disturbed = max(rate["other_cores"] for _, rate in rate_rows(report))
+    busy = ": too many for steady figures" if disturbed > 0.2 else ""
+    lines += [
+        paragraph(
+            f"""{precision} The feature cache ran at
+            {report["extraction_efficiency"]:.0%} of the bare base's forward rate on
+            in-memory batches. A pass over the {autotune["images"]} training images through
+            the input pipeline took {fmt_seconds(autotune["off_s"])} s with tf.data's
+            autotuner off (as the notebooks set it) and {fmt_seconds(autotune["on_s"])} s
+            with it on. Peak memory (a fresh process each): {rss}. The usual recipe is timed
+            on {s["naive_steps"]} batches after a warm-up step and scaled to the full run.
+            Other processes kept up to {disturbed:.1f} cores busy during the timings{busy}."""
+        ),
+        "",
+    ]
+    est = {key: value / 60 for key, value in report["full_run_estimate_cpu"].items()}
+    full = FULL_RUN_IMAGES
+    lines += [
+        paragraph(
+            f"""**Estimates for all of cats_vs_dogs on this machine** ({full["train"]:,}
+            training, {full["validation"]:,} validation and {full["test"]:,} test images),
+            scaled from the rates above. They are estimates, not runs:"""
+        ),
+        "",
+        "| | usual recipe | notebooks |",
+        "|---|---:|---:|",
+        f"| phase 1 ({HEAD_EPOCHS} epochs) | {est['naive_phase1_s']:,.0f} min | "
+        f"{est['project_phase1_s']:,.0f} min |",
+        f"| phase 2 ({FULL_RUN_FINE_TUNE_EPOCHS} epochs + test) | {est['naive_phase2_s']:,.0f} min"
+        f" | {est['project_phase2_s']:,.0f} min ({est['project_phase2_block4_caching_s']:,.0f} "
+        f"to cache, {est['project_phase2_epoch_s']:,.1f} per epoch) |",
+        f"| one epoch without the cache | | {est['without_cache_phase1_epoch_s']:,.0f} min "
+        f"(phase 1), {est['without_cache_phase2_epoch_s']:,.0f} min (phase 2) |",
+    ]
+    return "\n".join(lines)
+
+
+def render_results(results_dir: Path = RESULTS_DIR) -> str:
+    paths = sorted(results_dir.glob("*.json"))
+    if not paths:
+        return paragraph(
+            """No results are committed yet: run `python benchmarks/speed.py --save` on a quiet
+            machine, then `python benchmarks/speed.py --write-readme`."""
+        )
+    return "\n\n".join(render_run(json.loads(p.read_text()), p.name) for p in paths)
+
+
+def render_readme(text: str) -> str:
+    """`text` with every speed section replaced by what the code and the results render."""
+    rendered = {"cost": render_cost(), "results": render_results()}
+    for key, (begin, end) in MARKERS.items():
+        if text.count(begin) != 1 or text.count(end) != 1:
+            raise SystemExit(f"README.md needs exactly one {begin} and one {end}")
+        head, rest = text.split(begin)
+        _, tail = rest.split(end)
+        text = f"{head}{begin}\n{rendered[key]}\n{end}{tail}"
+    return text
+
+
+def update_readme(write: bool, readme: Path = README) -> int:
+    """0 when README.md shows what the results render (after rewriting it, with `write`)."""
+    current = readme.read_text()
+    rendered = render_readme(current)
+    if rendered == current:
+        print("README.md's speed sections match the committed results.")
+        return 0
+    if write:
+        readme.write_text(rendered)
+        print("README.md's speed sections rewritten from the committed results.")
+        return 0
+    diff = difflib.unified_diff(
+        current.splitlines(keepends=True),
+        rendered.splitlines(keepends=True),
+        "README.md",
+        "README.md as the results render it",
+    )
+    sys.stdout.writelines(diff)
+    print("\nREADME.md differs: run `python benchmarks/speed.py --write-readme`.")
+    return 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -725,6 +953,21 @@ def parse_settings(argv=None) -> dict:
     parser.add_argument("--images", type=int, default=256, help="JPEGs generated (all splits)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--json", help="write the results to this file")
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="write the results to benchmarks/results/<this machine>.json (--json names it)",
+    )
+    parser.add_argument(
+        "--check-readme",
+        action="store_true",
+        help="exit 1, with a diff, when README.md differs from what the results files render",
+    )
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help="rewrite README.md's speed sections from the committed results files",
+    )
     parser.add_argument("--quick", action="store_true", help="small and fast: a smoke test")
     parser.add_argument(
         "--rss-sizes", type=int, nargs="*", help="dataset sizes for peak RSS (default N, 4N)"
@@ -741,7 +984,17 @@ def parse_settings(argv=None) -> dict:
         settings |= QUICK
     settings["naive_steps"] = 2 if args.quick else 4
     settings["fine_tune_epochs"] = 2 if args.quick else FINE_TUNE_EPOCHS_TIMED
-    return settings | {"json": args.json, "rss_child": args.rss_child}
+    settings["quick"] = args.quick
+    json_path = args.json or (str(RESULTS_DIR / machine_file_name()) if args.save else None)
+    return settings | {
+        "json": json_path,
+        "rss_child": args.rss_child,
+        "check_readme": args.check_readme,
+        "write_readme": args.write_readme,
+    }
+
+
+COMMAND_ONLY = ("json", "rss_child", "check_readme", "write_readme")
 
 
 def run_benchmark(settings) -> dict:
@@ -758,31 +1011,43 @@ def run_benchmark(settings) -> dict:
         project = run_project(data, settings, scratch, policy)
         gc.collect()
         without_cache = run_without_cache(data, settings)
+        gc.collect()
+        passes = 2 if settings["quick"] else AUTOTUNE_PASSES
+        autotune = autotune_passes(data, settings["image_size"], settings["batch_size"], passes)
     load_at_end = round(os.getloadavg()[0], 2)
     rss = measure_peak_rss(settings)
     summary = summarize(naive, project, counts, policy)
     report = {
+        "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
+        "quick": settings["quick"],
+        "machine": machine,
+        "versions": versions(),
         **{key: summary[key] for key in ("phase1_speedup", "phase2_speedup")},
         "extraction_efficiency": summary["extraction_efficiency"],
         "peak_rss_mb": {n: r["peak_rss_mb"] for n, r in rss.items()},
         "summary": summary,
-        "settings": {k: v for k, v in settings.items() if k not in ("json", "rss_child")},
+        "settings": {k: v for k, v in settings.items() if k not in COMMAND_ONLY},
         "images": counts,
         "jpeg_kib": jpeg_kib,
-        "machine": machine,
         "load_average_at_end": load_at_end,
-        "timings": {"naive": naive, "project": project, "without_cache": without_cache},
+        "timings": {
+            "naive": naive,
+            "project": project,
+            "without_cache": without_cache,
+            "autotune": autotune,
+        },
         "rss_children": rss,
         "full_run_estimate_cpu": full_run_cpu_estimate(
             naive, project, without_cache, counts, policy
         ),
-        "full_run_estimate_t4": t4_estimate(project),
     }
     return report
 
 
 def main(argv=None) -> dict | None:
     settings = parse_settings(argv)
+    if settings["check_readme"] or settings["write_readme"]:
+        sys.exit(update_readme(write=settings["write_readme"]))
     if settings["rss_child"]:
         rss_child(settings)
         return None
@@ -792,7 +1057,9 @@ def main(argv=None) -> dict | None:
     print_report(report)
     print(f"\nBenchmark took {report['benchmark_wall_s']:.0f} s")
     if settings["json"]:
-        Path(settings["json"]).write_text(json.dumps(report, indent=2))
+        Path(settings["json"]).parent.mkdir(parents=True, exist_ok=True)
+        Path(settings["json"]).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"Results written to {settings['json']}")
     return report
 
 

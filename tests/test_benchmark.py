@@ -3,12 +3,15 @@
 This is a smoke test, not a speed test: `--quick` uses 32-pixel images and a few dozen
 files, so its timings mean nothing and none is compared with a target here. What it checks
 is that the benchmark still measures what the README's Performance section reports: both
-recipes, both phases, the cache sizes, and peak memory in a fresh process per dataset size.
+recipes, both phases, the cache sizes, the autotuner off and on, and peak memory in a fresh
+process per dataset size; and that the README's speed sections are exactly what the
+committed results in benchmarks/results/ render (`--check-readme`, no timing).
 """
 
 import importlib.util
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,10 +46,14 @@ def test_json_has_the_keys_the_issue_names(report):
         assert math.isfinite(data[key]) and data[key] > 0, key
     assert sorted(data["peak_rss_mb"]) == sorted(QUICK_RSS_SIZES)
     assert all(mb > 100 for mb in data["peak_rss_mb"].values())  # TensorFlow alone is more
-    machine = data["machine"]
-    assert machine["cores"] >= 1 and machine["tensorflow"] and machine["cpu"]
+    machine, versions = data["machine"], data["versions"]
+    assert machine["cores"] >= 1 and machine["cpu"]
     assert machine["policy"] in {"float32", "mixed_bfloat16", "mixed_float16"}
-    assert {"naive", "project"} <= set(data["timings"])
+    assert set(versions) == {"python", "tensorflow", "keras", "numpy"}
+    assert versions["keras"] == keras.__version__
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", data["date"])
+    assert data["quick"] is True  # a --quick result says so, and the README says it too
+    assert {"naive", "project", "without_cache", "autotune"} <= set(data["timings"])
 
 
 def test_both_recipes_time_both_phases(report):
@@ -75,10 +82,65 @@ def test_caches_hold_every_image_and_phase_1_features_stay_small(report):
         assert child["block4_cache_mb"] == pytest.approx(expected_mb), size
 
 
-def test_the_printed_report_labels_the_t4_figures_as_estimates(report):
+def test_the_autotuner_is_timed_off_and_on_over_the_same_passes(report):
+    data, printed = report
+    autotune = data["timings"]["autotune"]
+    assert len(autotune["off_s"]) == len(autotune["on_s"]) == autotune["passes"] >= 2
+    assert autotune["images"] == data["images"]["train"]
+    assert "autotuner off" in printed
+
+
+def test_the_printed_report_estimates_only_the_machine_it_measured(report):
     _, printed = report
-    assert "Colab T4, NOT measured" in printed
     assert "Peak RSS" in printed and "phase 1: 10 epochs" in printed
+    assert "T4" not in printed  # no estimate for hardware it did not measure
+
+
+@pytest.fixture(scope="module")
+def speed():
+    spec = importlib.util.spec_from_file_location("speed", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_speed_sections_are_what_the_committed_results_render():
+    """The README's figures come from benchmarks/results/*.json; `--write-readme` fixes this."""
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARK), "--check-readme"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-2000:]
+
+
+def test_check_readme_fails_on_a_typed_figure_and_write_readme_fixes_it(speed, tmp_path):
+    readme = tmp_path / "README.md"
+    rendered = speed.README.read_text()
+    readme.write_text(rendered.replace("196 KiB per image", "49 KiB per image"))
+    assert speed.update_readme(write=False, readme=readme) == 1
+    assert speed.update_readme(write=True, readme=readme) == 0
+    assert readme.read_text() == rendered
+
+
+def test_the_cache_sizes_in_the_readme_follow_from_the_layer_shapes(speed):
+    cost = speed.render_cost()
+    # block4_pool at 224 px is 14 x 14 x 512 values, cached as float16 (2 bytes each).
+    block4_bytes = 14 * 14 * 512 * 2
+    assert f"{block4_bytes // 1024} KiB per image at 224 pixels" in cost
+    assert f"{block4_bytes * 23262 / 2**30:.1f} GiB for all" in cost
+    assert "(1 KiB per image)" in cost  # 512 pooled features x 2 bytes
+
+
+def test_a_results_file_renders_with_its_machine_date_and_versions(report, speed, tmp_path):
+    data, _ = report
+    text = speed.render_run(data, "some-machine.json")
+    for value in (data["machine"]["cpu"], data["date"], *data["versions"].values()):
+        assert value in text
+    assert "benchmarks/results/some-machine.json" in text
+    assert "A quick run" in text  # quick numbers are never shown as real ones
+    assert "A quick run" not in speed.render_run(data | {"quick": False}, "x.json")
 
 
 def layer_summary(model) -> list:
@@ -88,10 +150,7 @@ def layer_summary(model) -> list:
     ]
 
 
-def test_the_benchmark_times_the_model_notebook_02_builds(restore_policy):
+def test_the_benchmark_times_the_model_notebook_02_builds(restore_policy, speed):
     """The benchmark keeps its own copy of the model; it must not drift from the notebook's."""
     keras.mixed_precision.set_global_policy("float32")
-    spec = importlib.util.spec_from_file_location("speed", BENCHMARK)
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
     assert layer_summary(speed.build_model(32)) == layer_summary(build_notebook_02_model(32))

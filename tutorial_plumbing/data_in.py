@@ -39,9 +39,8 @@ SHUFFLE_BUFFER = 4096
 def without_autotune(dataset):
     """`dataset` with tf.data's autotuner off.
 
-    With it on, TensorFlow often held the end of a pass over our datasets until the
-    autotuner's next wake-up, whose period keeps doubling: a pass that was done after 3.0 s
-    returned after 5.1 s. Our pipelines decode as fast without it (benchmarks/speed.py).
+    `python benchmarks/speed.py` times passes over the same pipeline with the autotuner off
+    and on; README.md shows what it measured, and on which machine.
     """
     options = tf.data.Options()
     options.autotune.enabled = False
