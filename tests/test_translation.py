@@ -7,6 +7,7 @@ notebook that differs from what the tool writes now, and on code that is not the
 
 import ast
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -124,3 +125,23 @@ def test_a_bad_data_dir_gets_a_portuguese_message_in_one_line(tmp_path):
     executed = nbformat.read(tmp_path / "run" / "01_explore_the_data.ipynb", as_version=4)
     errors = [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert len(errors) == 1 and len(errors[0].traceback) == 1
+
+
+def test_new_speed_figures_need_no_new_translation():
+    """The README's measured figures change with every benchmark run, the wording does not."""
+    english = (ROOT / "README.md").read_text()
+    begin = english.index(translate.MEASURED[0])
+    end = english.index(translate.MEASURED[1])
+    measured = english[begin:end]
+    changed = english[:begin] + measured.replace("float32 |", "float32 | 1.5 <!-- -->", 1)
+    changed += english[end:]
+    units = translate.document_units(english)
+    changed_units = translate.document_units(changed)
+    assert [u[0] for u in units] != [u[0] for u in changed_units]  # the edit is visible
+    retyped = english[:begin] + re.sub(r"\d+\.\d", "98.7", measured) + english[end:]
+    assert [u[0] for u in translate.document_units(retyped)] == [u[0] for u in units]
+    assert "98.7" in "".join(
+        block.format(**{f"n{i}": n for i, n in enumerate(numbers)}) + separator
+        for block, numbers, separator in translate.document_units(retyped)
+        if numbers is not None
+    )

@@ -359,18 +359,55 @@ def document_path(document: Path) -> Path:
     return CATALOGS / f"{document.stem}.po"
 
 
+# Between these markers a document holds measured figures that a program rewrites (the
+# README's speed results, from benchmarks/speed.py). There an entry is the wording with each
+# number as a placeholder, {n0}, {n1}, ...: a new measurement needs no new translation, and
+# the translation always shows the numbers the English shows.
+MEASURED = ("<!-- speed:results:begin -->", "<!-- speed:results:end -->")
+NUMBER = re.compile(r"(?<![A-Za-z_\d.,])\d+(?:[.,]\d+)*")  # not the 16 of VGG16
+
+
+def numbers_as_placeholders(block: str) -> str:
+    """The block with {n0}, {n1}, ... in place of its numbers (and its braces escaped)."""
+    escaped = block.replace("{", "{{").replace("}", "}}")
+    pieces = NUMBER.split(escaped)
+    return "".join(
+        piece + (f"{{n{index}}}" if index < len(pieces) - 1 else "")
+        for index, piece in enumerate(pieces)
+    )
+
+
+def document_units(text: str) -> list:
+    """(msgid, numbers or None, separator) for each block of a markdown document."""
+    units, measured = [], False
+    for block, separator in markdown_blocks(text):
+        measured = measured or MEASURED[0] in block
+        if measured:
+            numbers = NUMBER.findall(block)
+            template = numbers_as_placeholders(block)
+            units.append((template, numbers, separator))
+        else:
+            units.append((block, None, separator))
+        measured = measured and MEASURED[1] not in block
+    return units
+
+
 def translated_document(document: Path) -> str:
     """A markdown document in the other language; its links lead to the translated notebooks."""
     found = {e.msgid: e.msgstr for e in load_catalog(document_path(document)) if e.msgstr}
 
-    def lookup(block):
+    def lookup(block, numbers):
+        if not block.strip():
+            return block
         if block not in found:
             raise SystemExit(f"{document.name}: no translation for {block[:70]!r}")
-        return found[block]
+        if numbers is None:
+            return found[block]
+        return found[block].format(**{f"n{i}": number for i, number in enumerate(numbers)})
 
     text = "".join(
-        (block if not block.strip() else lookup(block)) + separator
-        for block, separator in markdown_blocks(document.read_text())
+        lookup(block, numbers) + separator
+        for block, numbers, separator in document_units(document.read_text())
     )
     return NOTEBOOK_LINK.sub(rf"\g<1>notebooks/{LANGUAGE}/", text)
 
@@ -380,7 +417,8 @@ def wanted_entries(notebooks=None) -> dict:
     wanted = {}
     if notebooks is None:
         for document in DOCUMENTS:
-            blocks = [b for b, _ in markdown_blocks(document.read_text()) if b.strip()]
+            units = document_units(document.read_text())
+            blocks = [block for block, _, _ in units if block.strip()]
             wanted[document_path(document)] = {block: [document.name] for block in blocks}
     for path in notebooks or english_notebooks():
         notebook = nbformat.read(path, as_version=4)
