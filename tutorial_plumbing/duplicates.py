@@ -176,9 +176,11 @@ class DuplicateReport:
             "too small": len(self.too_small),
         }
 
-    def describe(self, index) -> str:
+    def describe(self, index, separator=" ") -> str:
+        """An image's name, class and split (or "left out"), for a list or a plot title."""
         image = self.images[index]
-        return f"{image.name} ({self.class_names[image.label]}, {image.split or 'left out'})"
+        where = f"({self.class_names[image.label]}, {image.split or 'left out'})"
+        return f"{image.name}{separator}{where}"
 
     def summary(self, listed: int = 10) -> str:
         counts = self.counts()
@@ -193,9 +195,9 @@ class DuplicateReport:
             f"{counts['groups spanning splits']}",
             f"  blank or nearly uniform (pixel spread under {BLANK_SPREAD} of 255): "
             f"{counts['blank']}",
-            f"  too small for IMG_SIZE {self.image_size} (shorter side under {smallest} pixels: "
-            f"resized up, each pixel becomes a {TOO_SMALL_FRACTION} x {TOO_SMALL_FRACTION} "
-            f"blur or worse): {counts['too small']}",
+            f"  too small for IMG_SIZE {self.image_size} (shorter side under {smallest} pixels; "
+            f"scaled up, each pixel becomes a blur of {TOO_SMALL_FRACTION} x "
+            f"{TOO_SMALL_FRACTION} or more): {counts['too small']}",
         ]
         for number, group in enumerate(self.groups[:listed], start=1):
             kind = "byte-identical" if self.exact[number - 1] else "near copies"
