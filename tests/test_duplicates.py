@@ -1,8 +1,10 @@
 """Copies of a photo are found, kept in one split, and named when they span both classes."""
 
 import hashlib
+import importlib.util
 import io
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +263,16 @@ def test_fixed_splits_are_checked_with_progress_and_copies_across_splits_reporte
     assert report.counts()["groups spanning splits"] == 1
     (pictures,) = [report.pictures(group, FixedSplits) for group in report.groups]
     assert pictures[0].shape == (512, 512, 3)
+
+
+def test_the_cost_benchmark_runs_and_finds_the_copies_it_wrote(tmp_path, restore_policy):
+    """A smoke test of benchmarks/duplicate_check.py: tiny, so its timings mean nothing."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "duplicate_check.py"
+    spec = importlib.util.spec_from_file_location("duplicate_check", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    arguments = ["--images", "40", "--image-size", "32", "--batches", "1", "--batch-size", "2"]
+    result = benchmark.main([*arguments, "--json", str(tmp_path / "check.json")])
+    assert result["copies_written"] == 2 and result["groups_found"] == 2
+    assert json.loads((tmp_path / "check.json").read_text())["images"] == 40
+    assert result["feature_pass"]["extrapolated_seconds"] > 0

@@ -25,6 +25,7 @@ few lines of numpy (which Colab has), tested in tests/test_duplicates.py.
 
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import io
 import time
@@ -62,6 +63,7 @@ class Fingerprint:
         return self.spread < BLANK_SPREAD
 
 
+@functools.cache
 def cosine_transform_matrix(size: int) -> np.ndarray:
     """The orthonormal DCT-II matrix: `matrix @ pixels @ matrix.T` gives the 2-D frequencies."""
     frequencies, positions = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
@@ -80,7 +82,7 @@ def fingerprint_image(image: Image.Image, content: bytes) -> Fingerprint:
     lowest = (transform @ grey @ transform.T)[:HASH_FREQUENCIES, :HASH_FREQUENCIES]
     frequencies = lowest.ravel()[1:]  # without the mean brightness
     bits = frequencies > np.median(frequencies)
-    perceptual = int(np.sum(np.left_shift(np.uint64(1), np.arange(63, dtype=np.uint64))[bits]))
+    perceptual = int.from_bytes(np.packbits(bits).tobytes(), "big")  # 63 bits, then a 0
     digest = hashlib.sha256(content).hexdigest()
     return Fingerprint(digest, perceptual, spread, time.perf_counter() - started)
 
