@@ -3,6 +3,7 @@
 import hashlib
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,11 @@ def write_messy_folder(root: Path) -> dict:
     skipped["cats/IMG_0042.HEIC"] = "unsupported format: HEIC"
     (root / "labels.csv").write_text("file,label\n")
     skipped["labels.csv"] = "outside the class folders"
+    # The same photo in both classes: one of the labels is wrong, so both copies are left out.
+    (dogs / "cats_01_in_dogs.jpg").write_bytes((cats / "cats_01.jpg").read_bytes())
+    skipped["dogs/cats_01_in_dogs.jpg"] = "label conflict"
+    skipped["cats/cats_01.jpg"] = "label conflict"
+    (cats / "cats_00_again.jpg").write_bytes((cats / "cats_00.jpg").read_bytes())  # kept
 
     converted = {}
     save(cats / "gray.jpg", Image.new("L", (40, 30), 128))
@@ -215,14 +221,19 @@ def test_notebook_01_runs_on_the_messy_folder_and_leaves_it_as_it_was(messy, tmp
     assert f"Scanned {root}" in text
     assert "Skipped: dogs/really_webp.jpg (unsupported format: WebP" in text
     assert "Converted: dogs/print.jpg (CMYK colours, converted to RGB)" in text
+    assert "groups spanning both classes (label conflicts): 1" in text
+    assert "group 2 (byte-identical, LABEL CONFLICT): cats/cats_01.jpg (cats, left out)" in text
     assert folder_fingerprint(root) == before
 
 
 def make_class_folders(root: Path, names, per_class=3) -> Path:
+    """Class folders of distinct images (copies of one image would be grouped as one photo)."""
     for name in names:
         (root / name).mkdir(parents=True)
+        rng = np.random.default_rng(zlib.crc32(name.encode()))
         for index in range(per_class):
-            (root / name / f"{index}.jpg").write_bytes(jpeg_bytes())
+            pixels = rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+            save(root / name / f"{index}.jpg", Image.fromarray(pixels))
     return root
 
 

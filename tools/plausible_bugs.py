@@ -86,6 +86,14 @@ BUGS = [
         ["tests/test_own_images.py::test_split_is_seeded_stratified_and_without_overlap"],
     ),
     Bug(
+        "copies_cut_apart",
+        "the folder split cuts a group of copies of a photo across train, validation and test",
+        "tutorial_plumbing/your_images.py",
+        "while end not in unit_ends and end < len(paths):",
+        "while False:",
+        ["tests/test_duplicates.py::test_a_pair_that_a_plain_split_cuts_apart_ends_in_one_split"],
+    ),
+    Bug(
         "cache_rows_apart_from_labels",
         "cached features read in one order, their labels in another",
         "tutorial_plumbing/feature_store.py",

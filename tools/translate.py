@@ -141,12 +141,33 @@ def words_in(node) -> list:
 
 
 def reads_as_text(node) -> bool:
-    """A phrase: two words or more with a space between them."""
+    """A phrase (two words or more with a space between them), or a label with a value
+    (`f"Skipped: {path}"`): never a name, a key or a path."""
     if isinstance(node, ast.JoinedStr):
         letters = " ".join(v.value for v in node.values if isinstance(v, ast.Constant))
+        labelled = any(isinstance(v, ast.FormattedValue) for v in node.values)
+        own = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+        if labelled and words_in(node) and " " in own:
+            return True
     else:
         letters = node.value
     return len(words_in(node)) >= 2 and " " in letters.strip()
+
+
+def same_column(node, ancestors) -> list:
+    """The literals at the same place as `node` in the other rows of a table of tuples:
+    (("blank", a), ("too small", b)) -> for "blank", ["too small"]."""
+    if len(ancestors) < 2 or not isinstance(ancestors[-1], ast.Tuple):
+        return []
+    row, table = ancestors[-1], ancestors[-2]
+    if not isinstance(table, ast.Tuple | ast.List):
+        return []
+    column = row.elts.index(node)
+    return [
+        other.elts[column]
+        for other in table.elts
+        if other is not row and isinstance(other, ast.Tuple) and len(other.elts) > column
+    ]
 
 
 def is_key(node, parent) -> bool:
@@ -178,6 +199,8 @@ def reader_sees(node, ancestors) -> bool:
         if isinstance(holder, ast.keyword):
             if holder.arg in SHOWN_AS:
                 return True
+            if holder is parent:  # textcoords="offset points": an option, not text
+                return False
             break
         if isinstance(holder, ast.Call):
             function = holder.func
@@ -198,6 +221,7 @@ def reader_sees(node, ancestors) -> bool:
         siblings = [parent.body, parent.orelse]
     else:
         siblings = getattr(parent, siblings.get(type(parent), ""), [])
+    siblings = list(siblings) + same_column(node, ancestors)
     if siblings:
         looks_like_a_name = isinstance(node, ast.Constant) and re.search(r"[\d_]", node.value)
         if not looks_like_a_name and any(
@@ -222,6 +246,18 @@ def code_strings(tree) -> list:
             visit(child, ancestors + [node])
 
     visit(tree, [])
+    keys = {
+        node.value
+        for parent in ast.walk(tree)
+        for node in ast.iter_child_nodes(parent)
+        if isinstance(node, ast.Constant) and is_key(node, parent)
+    }
+    for node, text in found:
+        if text in keys:  # translated here, it would no longer match there
+            raise SystemExit(
+                f"{text!r} is both shown to the reader and compared or looked up as a key "
+                f"(line {node.lineno}). Keep the text apart from the key."
+            )
     return found
 
 
@@ -362,7 +398,8 @@ def document_path(document: Path) -> Path:
 # Between these markers a document holds measured figures that a program rewrites (the
 # README's speed results, from benchmarks/speed.py). There an entry is the wording with each
 # number as a placeholder, {n0}, {n1}, ...: a new measurement needs no new translation, and
-# the translation always shows the numbers the English shows.
+# the translation always shows the numbers the English shows. Prose there is one line per
+# paragraph, since the program re-wraps it to the width of its numbers.
 MEASURED = ("<!-- speed:results:begin -->", "<!-- speed:results:end -->")
 NUMBER = re.compile(r"(?<![A-Za-z_\d.,])\d+(?:[.,]\d+)*")  # not the 16 of VGG16
 
@@ -384,6 +421,8 @@ def document_units(text: str) -> list:
         measured = measured or MEASURED[0] in block
         if measured:
             numbers = NUMBER.findall(block)
+            if not block.lstrip().startswith("|"):  # prose: its line breaks move with the numbers
+                block = " ".join(line.strip() for line in block.split("\n"))
             template = numbers_as_placeholders(block)
             units.append((template, numbers, separator))
         else:

@@ -249,7 +249,7 @@ def data_from_scan(scan: FolderScan, seed: int) -> TwoClassData:
         print(f"Warning: {warning}")
 
     def read(path):
-        return load_image(path.decode(), draft_size=512)
+        return load_image(np.asarray(path).item().decode(), draft_size=512)  # eager or not
 
     def decode(path):
         image = tf.numpy_function(read, [path], tf.uint8, stateful=False)

@@ -58,7 +58,7 @@ def predict_file(model, path, image_size):
     path = Path(path).expanduser()
     if not path.is_file():
         raise CannotContinue(f"No file at {path}. What to do: check IMAGE_PATH.")
-    problem, _, _ = inspect_image(path)
+    problem, _, _, _ = inspect_image(path)
     if problem:
         raise CannotContinue(f"Cannot use {path.name}: {problem}.")
     image = resize_image(load_image(path), image_size)

@@ -3,9 +3,11 @@
 import concurrent.futures
 import dataclasses
 import hashlib
+import io
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from .duplicates import fingerprint_image, group_duplicates
 from .machine import GOOGLE_DRIVE, mount_drive_if_needed, running_in_colab
 from .messages import CannotContinue
 
@@ -151,6 +154,11 @@ def open_rgb_image(path, draft_size=None) -> Image.Image:
     image = Image.open(path)
     if draft_size and image.format in ("JPEG", "MPO"):
         image.draft("RGB", (draft_size, draft_size))
+    return as_rgb(image)
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """An opened image as RGB, read as open_rgb_image reads it."""
     image.seek(0)
     image = ImageOps.exif_transpose(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -174,32 +182,38 @@ def load_image(path, draft_size=None) -> np.ndarray:
 
 
 def inspect_image(path: Path):
-    """Decode a file once: (problem, conversion, (width, height)); problem is None if usable."""
+    """Decode a file once: (problem, conversion, (width, height), fingerprint).
+
+    problem is None if the image is usable; the fingerprint (duplicates.py) finds its copies.
+    """
     if path.stat().st_size == 0:
-        return "empty file (0 bytes)", None, None
+        return "empty file (0 bytes)", None, None, None
     unsupported = sniff_unsupported_format(path)
     if unsupported:
-        return f"unsupported format: {unsupported} (convert it to JPEG or PNG)", None, None
+        return f"unsupported format: {unsupported} (convert it to JPEG or PNG)", None, None, None
+    content = path.read_bytes()
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(content)) as image:
             image_format, mode = image.format, image.mode
             frames = getattr(image, "n_frames", 1)
             if image_format not in SUPPORTED_FORMATS:
-                return f"unsupported format: {image_format} (convert it to JPEG or PNG)", None, None
+                problem = f"unsupported format: {image_format} (convert it to JPEG or PNG)"
+                return problem, None, None, None
             image.load()
             size = image.size
+            fingerprint = fingerprint_image(as_rgb(image), content)
     except Image.UnidentifiedImageError:
-        return "not an image", None, None
+        return "not an image", None, None, None
     except Image.DecompressionBombError:
-        return "too large to decode safely", None, None
+        return "too large to decode safely", None, None, None
     except Exception as error:
-        return f"truncated or damaged: {error}", None, None
+        return f"truncated or damaged: {error}", None, None, None
     notes = []
     if mode != "RGB":
         notes.append(mode_description(mode))
     if frames > 1 and image_format != "MPO":  # MPO: a camera JPEG with extra (depth) images
         notes.append(f"animated ({frames} frames), the first frame is used")
-    return None, "; ".join(notes) or None, size
+    return None, "; ".join(notes) or None, size, fingerprint
 
 
 def mode_description(mode: str) -> str:
@@ -228,6 +242,11 @@ class FolderScan:
     skipped: list  # (path relative to root, reason)
     converted: list  # (path relative to root, what is done to it when read)
     ignored: int  # OS litter, left out quietly
+    fingerprints: list = dataclasses.field(default_factory=list)  # of each usable image
+    # Copies (duplicates.py): lists of (path, class index), left-out label conflicts included.
+    duplicate_groups: list = dataclasses.field(default_factory=list)
+    exact_groups: list = dataclasses.field(default_factory=list)  # each group byte-identical?
+    check_seconds: float = 0.0  # spent hashing (summed over images) and grouping
 
     def class_counts(self) -> list:
         counts = Counter(label for _, label in self.images)
@@ -247,11 +266,23 @@ class FolderScan:
             lines.append(
                 "  skipped by reason: " + ", ".join(f"{r}: {n}" for r, n in reasons.items())
             )
-        for title, entries in (("Skipped", self.skipped), ("Converted", self.converted)):
-            for relative, why in entries[:20]:
-                lines.append(f"  {title}: {relative} ({why})")
-            if len(entries) > 20:
-                lines.append(f"  ... and {len(entries) - 20} more {title.lower()}")
+        if self.duplicate_groups:
+            copies = sum(len(group) for group in self.duplicate_groups)
+            lines.append(
+                f"  copies: {len(self.duplicate_groups)} group(s) of the same photo "
+                f"({copies} images), each group kept in one split"
+            )
+        blank = sum(fingerprint.blank for fingerprint in self.fingerprints)
+        if blank:
+            lines.append(f"  blank or nearly uniform: {blank} (used; part 1 lists them)")
+        for relative, why in self.skipped[:20]:
+            lines.append(f"  Skipped: {relative} ({why})")
+        if len(self.skipped) > 20:
+            lines.append(f"  ... and {len(self.skipped) - 20} more skipped")
+        for relative, why in self.converted[:20]:
+            lines.append(f"  Converted: {relative} ({why})")
+        if len(self.converted) > 20:
+            lines.append(f"  ... and {len(self.converted) - 20} more converted")
         return "\n".join(lines)
 
 
@@ -260,6 +291,8 @@ def scan_image_folder(folder, workers: int = 4) -> FolderScan:
 
     Each file is decoded once. Unusable files are listed with their reason and left out; they
     are never deleted, moved or rewritten. OS litter (.DS_Store, __MACOSX/, ._* ...) is ignored.
+    Copies of the same photo are grouped (duplicates.py); a group in both classes is a label
+    conflict: its images are left out, with that reason, since one of the labels is wrong.
     """
     root = find_class_root(Path(folder))
     class_dirs = sorted(e for e in root.iterdir() if e.is_dir() and not is_os_litter(e.name))
@@ -289,18 +322,46 @@ def scan_image_folder(folder, workers: int = 4) -> FolderScan:
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda candidate: inspect_image(candidate[0]), candidates))
-    images, sizes, converted = [], [], []
-    for (path, label), (problem, conversion, size) in zip(candidates, results):
+    images, sizes, converted, fingerprints = [], [], [], []
+    for (path, label), (problem, conversion, size, fingerprint) in zip(candidates, results):
         relative = str(path.relative_to(root))
         if problem:
             skipped.append((relative, problem))
             continue
         images.append((str(path), label))
         sizes.append(size)
+        fingerprints.append(fingerprint)
         if conversion:
             converted.append((relative, conversion))
+    class_names = [d.name for d in class_dirs]
+    started = time.perf_counter()
+    groups = group_duplicates(fingerprints)
+    check_seconds = time.perf_counter() - started + sum(f.seconds for f in fingerprints)
+    left_out = set()
+    for group in groups:
+        if len({images[index][1] for index in group}) > 1:
+            for index in group:
+                others = ", ".join(
+                    str(Path(images[other][0]).relative_to(root))
+                    for other in group
+                    if images[other][1] != images[index][1]
+                )
+                reason = f"label conflict: the same photo is in the other class ({others})"
+                skipped.append((str(Path(images[index][0]).relative_to(root)), reason))
+                left_out.add(index)
+    kept = [index for index in range(len(images)) if index not in left_out]
     scan = FolderScan(
-        root, [d.name for d in class_dirs], images, sizes, skipped, converted, ignored
+        root,
+        class_names,
+        [images[index] for index in kept],
+        [sizes[index] for index in kept],
+        skipped,
+        converted,
+        ignored,
+        fingerprints=[fingerprints[index] for index in kept],
+        duplicate_groups=[[images[index] for index in group] for group in groups],
+        exact_groups=[len({fingerprints[i].content for i in group}) == 1 for group in groups],
+        check_seconds=check_seconds,
     )
     empty = [name for name, count in zip(scan.class_names, scan.class_counts()) if count == 0]
     if empty:
@@ -311,19 +372,34 @@ def scan_image_folder(folder, workers: int = 4) -> FolderScan:
     return scan
 
 
-def split_scan(scan: FolderScan, seed: int, fractions=None) -> dict:
-    """A seeded split per class (stratified): each image in exactly one of train/validation/test."""
+def split_scan(scan: FolderScan, seed: int, fractions=None, keep_duplicates_together=True):
+    """A seeded split per class (stratified): each image in exactly one of train/validation/test.
+
+    keep_duplicates_together: copies of the same photo (scan.duplicate_groups) go to one split
+    as a whole, so the test split never holds a photo that training has seen. The held-out
+    splits then get whole groups, and can be a few images larger than their fraction.
+    """
     fractions = fractions or SPLIT_FRACTIONS
     rng = np.random.default_rng(seed)
+    together = {}  # path -> the copies of that photo, itself included
+    if keep_duplicates_together:
+        for group in scan.duplicate_groups:
+            for path, _ in group:
+                together[path] = sorted(copy for copy, _ in group)
     splits = {name: [] for name in fractions}
     for label, class_name in enumerate(scan.class_names):
         paths = sorted(path for path, image_label in scan.images if image_label == label)
-        if len(paths) < len(fractions):
+        units = sorted({tuple(together.get(path, [path])) for path in paths})
+        if len(units) < len(fractions):
+            copies = f" ({len(units)} once copies count as one)" if len(units) < len(paths) else ""
             raise CannotContinue(
-                f"Class '{class_name}' has {len(paths)} usable image(s): too few to split into "
-                f"{', '.join(fractions)}.\nWhat to do: add images to {scan.root / class_name}."
+                f"Class '{class_name}' has {len(paths)} usable image(s){copies}: too few to "
+                f"split into {', '.join(fractions)}.\n"
+                f"What to do: add images to {scan.root / class_name}."
             )
-        paths = [paths[i] for i in rng.permutation(len(paths))]
+        units = [units[i] for i in rng.permutation(len(units))]
+        paths = [path for unit in units for path in unit]
+        unit_ends = set(np.cumsum([len(unit) for unit in units]).tolist())
         held_out = {
             name: max(1, round(len(paths) * fraction))
             for name, fraction in fractions.items()
@@ -331,8 +407,17 @@ def split_scan(scan: FolderScan, seed: int, fractions=None) -> dict:
         }
         start = 0
         for name in held_out:
-            splits[name] += [(path, label) for path in paths[start : start + held_out[name]]]
-            start += held_out[name]
+            end = min(start + held_out[name], len(paths))
+            while end not in unit_ends and end < len(paths):  # never cut a group of copies in two
+                end += 1
+            splits[name] += [(path, label) for path in paths[start:end]]
+            start = end
+        if start >= len(paths):
+            raise CannotContinue(
+                f"Class '{class_name}' has too few distinct photos to split: the held-out "
+                "splits took them all, since copies of a photo stay together.\n"
+                f"What to do: add different photos to {scan.root / class_name}."
+            )
         splits["train"] += [(path, label) for path in paths[start:]]
     return splits
 
