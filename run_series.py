@@ -113,7 +113,7 @@ def watched_engine():
         kernel_log = None
 
         def execute_cell(self, cell, cell_index, *args, **kwargs):
-            if self.watcher:
+            if self.watcher and cell.cell_type == "code":
                 self.watcher.cell_start(self.nb.cells, cell_index)
             return super().execute_cell(cell, cell_index, *args, **kwargs)
 
@@ -246,7 +246,7 @@ def read_json(path: Path):
 def summary(run_dir: Path, seconds: dict) -> str:
     """What a person wants at the end: time per notebook, the results, where things are."""
     lines = ["", "Time per notebook:"]
-    width = max(map(len, seconds), default=0)
+    width = max([len("total"), *map(len, seconds)])
     lines += [f"  {name:<{width}}  {format_seconds(s):>7}" for name, s in seconds.items()]
     lines.append(f"  {'total':<{width}}  {format_seconds(sum(seconds.values())):>7}")
 
@@ -268,11 +268,17 @@ def summary(run_dir: Path, seconds: dict) -> str:
         lines.append(f"Test set at threshold {test['threshold']}: {', '.join(numbers)}.")
     table = read_json(run_dir / "transfer_vs_scratch.json")
     if table:
-        lines.append("Notebook 00's table (transfer against scratch): transfer_vs_scratch.json")
+        budget = table["budgets"][0]
+        means = ", ".join(
+            f"{method} {results[budget]['mean']:.2f}"
+            for method, results in table["methods"].items()
+        )
+        lines.append(f"Notebook 00, {budget} label(s) per class, test accuracy: {means}.")
 
     where = [
         ("Model", ["fine_tuned.keras", "head_trained.keras"]),
         ("Metrics", ["metrics.json", "evaluation.json", "head_trained.json"]),
+        ("Table", ["transfer_vs_scratch.json"]),
     ]
     lines.append("")
     for label, names in where:
