@@ -8,6 +8,16 @@ from .messages import CannotContinue
 # VGG16 halves the image five times; below 32 pixels the last pooling has nothing left to pool.
 VGG16_MIN_SIZE = 32
 WHOLE_NUMBER_PARAMETERS = ("IMG_SIZE", "BATCH_SIZE", "EPOCHS", "FINE_TUNE_EPOCHS", "SEED")
+# A typical value of each number, for the messages.
+EXAMPLES = {
+    "IMG_SIZE": "224",
+    "BATCH_SIZE": "32",
+    "EPOCHS": "10",
+    "FINE_TUNE_EPOCHS": "5",
+    "SEED": "42",
+    "LEARNING_RATE": "1e-5",
+    "THRESHOLD": "0.5",
+}
 
 
 def is_number(value) -> bool:
@@ -18,14 +28,15 @@ def is_number(value) -> bool:
 def require_number(name: str, value, whole: bool = False) -> None:
     """Stop unless value is a number (a whole one if `whole`): a form field may give text."""
     kind = "a whole number" if whole else "a number"
+    example = f"{name} = {EXAMPLES.get(name, 1)}"
     if isinstance(value, str):
         raise CannotContinue(
             f"{name} is the text {value!r}, not {kind}. "
-            f"What to do: type a number without quotes, e.g. {name} = 32."
+            f"What to do: type a number without quotes, e.g. {example}."
         )
     if not is_number(value) or (whole and not isinstance(value, numbers.Integral)):
         raise CannotContinue(
-            f"{name} = {value!r} is not {kind}. What to do: set {name} to {kind}, e.g. 32."
+            f"{name} = {value!r} is not {kind}. What to do: set {name} to {kind}, e.g. {example}."
         )
 
 
