@@ -19,11 +19,18 @@ import sys
 from pathlib import Path
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"
+# Run only when named with --notebooks: 05 compares five bases (four more weight downloads).
+OPTIONAL_NOTEBOOKS = ("05_choose_a_base.ipynb",)
 
 
 def series_notebooks(selection: list[str] | None = None) -> list[Path]:
-    """The notebooks in order; `selection` keeps those whose name starts with a given prefix."""
+    """The notebooks in order; `selection` keeps those whose name starts with a given prefix.
+
+    Without a selection, the optional notebooks are left out.
+    """
     notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not selection:
+        notebooks = [nb for nb in notebooks if nb.name not in OPTIONAL_NOTEBOOKS]
     if selection:
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(s) for s in selection)]
         if not notebooks:
