@@ -31,6 +31,8 @@ HIDDEN_INPUT_TAGS = {"plumbing", "quiet-start"}
 # What Keras prints at the end of an epoch ("Epoch 2/10", "12/12 ━━━ 3s 250ms/step - ...").
 EPOCH_LINE = re.compile(r"^(Epoch \d+/\d+|\d+/\d+ \S+ .*/step\b.*)$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Run only when named with --notebooks: 05 compares five bases (four more weight downloads).
+OPTIONAL_NOTEBOOKS = ("05_choose_a_base.ipynb",)
 
 
 def series_notebooks(
@@ -38,9 +40,12 @@ def series_notebooks(
 ) -> list[Path]:
     """The notebooks in order; `selection` keeps those whose name starts with a given prefix.
 
-    A prefix that matches no notebook is an error (ValueError), not silently skipped.
+    Without a selection, the optional notebooks are left out. A prefix that matches no
+    notebook is an error (ValueError), not silently skipped.
     """
     notebooks = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not selection:
+        notebooks = [nb for nb in notebooks if nb.name not in OPTIONAL_NOTEBOOKS]
     if selection:
         unknown = [s for s in selection if not any(nb.name.startswith(s) for nb in notebooks)]
         if unknown:

@@ -37,8 +37,10 @@ from .messages import CannotContinue
 from .parameters import VGG16_MIN_SIZE, check_parameters, check_weights, require_number
 from .pictures import overlay_heatmap, plot_history, show_images
 from .training import (
+    MULTIPLY_ADD_LAYERS,
     VGG16_MEAN_BGR,
     VGG16_WEIGHTS_URL,
+    count_multiply_adds,
     count_parameters,
     explain_weights_download,
     history_dict,
@@ -122,6 +124,8 @@ __all__ = [
     "cache_features",
     "cached_batches",
     "count_parameters",
+    "count_multiply_adds",
+    "MULTIPLY_ADD_LAYERS",
     "print_trainable_counts",
     "save_json",
     "load_json",

@@ -38,6 +38,34 @@ def count_parameters(model) -> tuple:
     return trainable, frozen
 
 
+# Layers whose work is multiply-adds: every output number reads every kernel weight that
+# reaches it once.
+MULTIPLY_ADD_LAYERS = (
+    keras.layers.Conv2D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
+    keras.layers.Dense,
+)
+
+
+def count_multiply_adds(model) -> int:
+    """Multiply-adds for one image through `model`, counted from its layers.
+
+    A convolution or dense layer costs (output positions) x (its kernel weights). Normalisation,
+    activations, pooling and additions are left out: in these networks they are a small part
+    of the work. Models nested inside `model` (a Sequential block) are counted layer by layer.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += count_multiply_adds(layer)
+        elif isinstance(layer, MULTIPLY_ADD_LAYERS):
+            kernel = sum(int(np.prod(w.shape)) for w in layer.weights if w.name.endswith("kernel"))
+            positions = int(np.prod(layer.output.shape[1:-1]))  # pixels; 1 for a vector
+            total += positions * kernel
+    return total
+
+
 def print_trainable_counts(model) -> None:
     trainable, frozen = count_parameters(model)
     layers = [layer.name for layer in model.layers if layer.trainable_weights]
