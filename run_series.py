@@ -7,7 +7,9 @@
 
 Each notebook is executed with the parameters you give (only those it declares in its
 `parameters` cell). The executed notebooks, their plots, the models and metrics.json land
-in the run folder, which is also every notebook's ARTIFACTS_DIR.
+in the run folder, which is also every notebook's ARTIFACTS_DIR. While it runs, you see
+which notebook and which section is running, the time, and Keras's line for each epoch.
+At the end: a summary of the results, and report.html, all notebooks in one page.
 """
 
 from __future__ import annotations
@@ -15,28 +17,141 @@ from __future__ import annotations
 import argparse
 import ast
 import datetime as dt
+import json
 import os
+import re
 import sys
+import time
 from pathlib import Path
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"
+KERNEL_LOG = "kernel_messages.log"  # what the kernels write to their error stream
+REPORT = "report.html"
+# Cells the report shows without their code: plumbing the reader does not need to see.
+HIDDEN_INPUT_TAGS = {"plumbing", "quiet-start"}
+# What Keras prints at the end of an epoch ("Epoch 2/10", "12/12 ━━━ 3s 250ms/step - ...").
+EPOCH_LINE = re.compile(r"^(Epoch \d+/\d+|\d+/\d+ \S+ .*/step\b.*)$")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Run only when named with --notebooks: 05 compares five bases (four more weight downloads).
+OPTIONAL_NOTEBOOKS = ("05_choose_a_base.ipynb",)
 # The editions of the course: English is the source, the others are generated from it
 # (tools/translate.py) into notebooks/<language>/.
 LANGUAGES = ("en", "pt-BR")
 
 
 def series_notebooks(selection: list[str] | None = None, language: str = "en") -> list[Path]:
-    """The notebooks in order; `selection` keeps those whose name starts with a given prefix."""
+    """The notebooks in order; `selection` keeps those whose name starts with a given prefix.
+
+    Without a selection, the optional notebooks are left out. A prefix that matches no
+    notebook is an error (ValueError), not silently skipped.
+    """
     folder = NOTEBOOKS_DIR if language == "en" else NOTEBOOKS_DIR / language
     notebooks = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not selection:
+        notebooks = [nb for nb in notebooks if nb.name not in OPTIONAL_NOTEBOOKS]
     if selection:
+        unknown = [s for s in selection if not any(nb.name.startswith(s) for nb in notebooks)]
+        if unknown:
+            names = ", ".join(nb.name for nb in notebooks)
+            raise ValueError(f"no notebook starts with {', '.join(unknown)}. There are: {names}")
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(s) for s in selection)]
-        if not notebooks:
-            raise SystemExit(f"No notebook in {folder} starts with {selection}.")
     return notebooks
 
 
-def run_notebook(notebook: Path, run_dir: Path, parameters: dict) -> Path:
+def format_seconds(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def heading_before(cells, index: int) -> str | None:
+    """The last section heading (##, ###...) at or above cell `index`: where that cell is."""
+    for cell in reversed(cells[: index + 1]):
+        if cell.cell_type == "markdown":
+            prose = re.sub(r"(?ms)^```.*?^```", "", cell.source)  # a comment in code is no heading
+            headings = re.findall(r"(?m)^#{2,6}\s+(.+?)\s*$", prose)
+            if headings:
+                return headings[-1]
+    return None
+
+
+def visible_text(line: str) -> str:
+    """What a terminal shows of a line that rewrites itself with \\r and \\b, without colours."""
+    return ANSI.sub("", line.split("\r")[-1].replace("\b", "")).strip()
+
+
+class Watcher:
+    """Says what the running notebook does: its sections, the time, and each epoch's line."""
+
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+        self.start = time.monotonic()
+        self.section = None
+        self.pending = ""
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def cell_start(self, cells, index: int) -> None:
+        section = heading_before(cells, index)
+        if section and section != self.section:
+            self.section = section
+            self.say(f"  {format_seconds(time.monotonic() - self.start):>7}  {section}")
+
+    def output(self, output) -> None:
+        if output.get("output_type") != "stream" or output.get("name") != "stdout":
+            return
+        self.pending += "".join(output.get("text", ""))
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            text = visible_text(line)
+            if EPOCH_LINE.match(text):
+                self.say(f"           {text}")
+
+
+def watched_engine():
+    """A papermill engine that tells a Watcher about each cell and output, and sends the
+    kernel's own error stream (C++ notes, Jupyter's warnings) to a file, not the terminal."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+
+    class WatchedClient(PapermillNotebookClient):
+        watcher = None
+        kernel_log = None
+
+        def execute_cell(self, cell, cell_index, *args, **kwargs):
+            if self.watcher and cell.cell_type == "code":
+                self.watcher.cell_start(self.nb.cells, cell_index)
+            return super().execute_cell(cell, cell_index, *args, **kwargs)
+
+        def process_message(self, *args, **kwargs):
+            output = super().process_message(*args, **kwargs)
+            if output and self.watcher:
+                self.watcher.output(output)
+            return output
+
+        def execute(self, **kwargs):
+            return super().execute(stdout=self.kernel_log, stderr=self.kernel_log, **kwargs)
+
+    class WatchedEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(
+            cls, nb_man, kernel_name, watcher=None, kernel_log=None, start_timeout=60, **kwargs
+        ):
+            for unused in ("input_path", "log_output", "stdout_file", "stderr_file"):
+                kwargs.pop(unused, None)
+            client = WatchedClient(
+                nb_man, kernel_name=kernel_name, log=logger, startup_timeout=start_timeout, **kwargs
+            )
+            client.watcher, client.kernel_log = watcher, kernel_log
+            return client.execute()
+
+    papermill_engines.register("watched", WatchedEngine)
+    return "watched"
+
+
+def run_notebook(notebook: Path, run_dir: Path, parameters: dict, watcher=None) -> Path:
     """Execute one notebook into run_dir with the parameters it declares; return the output path."""
     import papermill
 
@@ -45,14 +160,18 @@ def run_notebook(notebook: Path, run_dir: Path, parameters: dict) -> Path:
     if "ARTIFACTS_DIR" in declared:
         passed["ARTIFACTS_DIR"] = str(run_dir)
     output = run_dir / notebook.name
-    papermill.execute_notebook(
-        str(notebook),
-        str(output),
-        parameters=passed,
-        cwd=str(run_dir),
-        progress_bar=False,
-        log_output=False,
-    )
+    with open(run_dir / KERNEL_LOG, "a") as kernel_log:
+        papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=passed,
+            cwd=str(run_dir),
+            progress_bar=False,
+            log_output=False,
+            engine_name=watched_engine(),
+            watcher=watcher,
+            kernel_log=kernel_log,
+        )
     return output
 
 
@@ -63,11 +182,124 @@ def new_run_dir(runs_dir: Path) -> Path:
     return run_dir
 
 
-def run_series(notebooks: list[Path], parameters: dict, run_dir: Path) -> None:
-    """Run the notebooks one after the other, all writing into run_dir."""
-    for notebook in notebooks:
-        print(f"Running {notebook.name} ...", flush=True)
-        run_notebook(notebook, run_dir, parameters)
+def write_report(run_dir: Path, executed: list[Path]) -> Path:
+    """One HTML page with the executed notebooks in order: plots inline, plumbing code hidden."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    combined = None
+    for path in executed:
+        notebook = nbformat.read(path, as_version=4)
+        for number, cell in enumerate(notebook.cells):
+            cell["id"] = f"{path.name[:2]}-{number}"  # unique across the notebooks
+            if cell.cell_type == "code":
+                for output in cell.outputs:
+                    if output.output_type == "stream":  # progress bars: only what stayed visible
+                        lines = "".join(output.text).split("\n")
+                        output.text = "\n".join(visible_text(line) for line in lines)
+        if combined is None:
+            combined = nbformat.v4.new_notebook(metadata=notebook.metadata)
+            title = f"# Run {run_dir.name}\n\n" + "\n".join(f"- {p.name}" for p in executed)
+            combined.cells.append(nbformat.v4.new_markdown_cell(title, id="run-title"))
+        combined.cells.extend(notebook.cells)
+    exporter = HTMLExporter()
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_input_tags=HIDDEN_INPUT_TAGS, enabled=True), enabled=True
+    )
+    html, _ = exporter.from_notebook_node(combined)
+    report = run_dir / REPORT
+    report.write_text(html, encoding="utf-8")
+    return report
+
+
+class NotebookFailed(Exception):
+    def __init__(self, notebook: Path, cell: int | None, section: str | None, message: str):
+        super().__init__(message)
+        self.notebook, self.cell, self.section, self.message = notebook, cell, section, message
+
+
+def run_series(
+    notebooks: list[Path], parameters: dict, run_dir: Path, out=None
+) -> tuple[dict, list[Path]]:
+    """Run the notebooks one after the other, all writing into run_dir, saying what they do.
+
+    Returns ({notebook name: seconds}, executed notebook paths). Raises NotebookFailed.
+    """
+    import papermill
+
+    out = out or sys.stdout
+    seconds, executed = {}, []
+    for number, notebook in enumerate(notebooks, start=1):
+        print(f"[{number}/{len(notebooks)}] {notebook.name}", file=out, flush=True)
+        watcher = Watcher(out)
+        try:
+            executed.append(run_notebook(notebook, run_dir, parameters, watcher))
+        except papermill.PapermillExecutionError as error:
+            message = f"{error.ename}: {error.evalue}"
+            raise NotebookFailed(notebook, error.exec_count, watcher.section, message) from None
+        finally:
+            seconds[notebook.name] = time.monotonic() - watcher.start
+        print(f"  {format_seconds(seconds[notebook.name]):>7}  done", file=out, flush=True)
+    return seconds, executed
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def summary(run_dir: Path, seconds: dict) -> str:
+    """What a person wants at the end: time per notebook, the results, where things are."""
+    lines = ["", "Time per notebook:"]
+    width = max([len("total"), *map(len, seconds)])
+    lines += [f"  {name:<{width}}  {format_seconds(s):>7}" for name, s in seconds.items()]
+    lines.append(f"  {'total':<{width}}  {format_seconds(sum(seconds.values())):>7}")
+
+    metrics = read_json(run_dir / "metrics.json")
+    evaluation = read_json(run_dir / "evaluation.json")
+    if metrics:
+        lines += [
+            "",
+            f"Test accuracy after fine-tuning: {metrics['test_accuracy']:.1%} "
+            f"on {metrics['test_images']} test images "
+            f"(before fine-tuning: {metrics['test_accuracy_before_fine_tuning']:.1%}).",
+        ]
+    if evaluation:
+        test = evaluation["test"]
+        numbers = [
+            f"{name} {'n/a' if test.get(name) is None else format(test[name], '.3f')}"
+            for name in ("accuracy", "precision", "recall", "f1", "roc_auc")
+        ]
+        lines.append(f"Test set at threshold {test['threshold']}: {', '.join(numbers)}.")
+    table = read_json(run_dir / "transfer_vs_scratch.json")
+    if table:
+        budget = table["budgets"][0]
+        means = ", ".join(
+            f"{method} {results[budget]['mean']:.2f}"
+            for method, results in table["methods"].items()
+        )
+        lines.append(f"Notebook 00, {budget} label(s) per class, test accuracy: {means}.")
+
+    where = [
+        ("Model", ["fine_tuned.keras", "head_trained.keras"]),
+        ("Metrics", ["metrics.json", "evaluation.json", "head_trained.json"]),
+        ("Table", ["transfer_vs_scratch.json"]),
+    ]
+    lines.append("")
+    for label, names in where:
+        found = [name for name in names if (run_dir / name).exists()]
+        if found:
+            lines.append(
+                f"{label + ':':<9}{run_dir / found[0]}"
+                + (f" (also {', '.join(found[1:])})" if found[1:] else "")
+            )
+    if (run_dir / REPORT).exists():
+        lines.append(f"{'Report:':<9}{run_dir / REPORT}")
+    lines.append(f"{'All:':<9}{run_dir}")
+    return "\n".join(lines)
 
 
 def _value(text: str):
@@ -99,24 +331,46 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    try:
+        notebooks = series_notebooks(args.notebooks, args.lang)
+    except ValueError as error:
+        parser.error(f"--notebooks: {error}")
+
+    import papermill
+
+    declared = set()
+    for notebook in notebooks:
+        declared |= set(papermill.inspect_notebook(str(notebook)))
+    for name, _ in args.p:
+        if name not in declared:
+            known = ", ".join(sorted(declared - {"ARTIFACTS_DIR"}))
+            parser.error(f"-p {name}: no notebook in this run has that parameter. Known: {known}")
+
     parameters = {name: _value(value) for name, value in args.p}
     if args.data_dir:
         parameters["DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     parameters["WEIGHTS"] = None if args.weights.lower() == "none" else args.weights
 
-    import papermill
-
-    # Quieter kernels: TensorFlow's C++ start-up notes would fill every notebook's output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    notebooks = series_notebooks(args.notebooks, args.lang)
+    # The kernels start with this: TensorFlow's C++ notes after start-up, only when fatal.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     run_dir = new_run_dir(Path(args.runs_dir))
+    count = f"{len(notebooks)} notebook{'s' if len(notebooks) > 1 else ''}"
+    print(f"Running {count} into {run_dir}", flush=True)
     try:
-        run_series(notebooks, parameters, run_dir)
-    except papermill.PapermillExecutionError as err:
-        print(f"\n{err.ename}: {err.evalue}", file=sys.stderr)
+        seconds, executed = run_series(notebooks, parameters, run_dir)
+    except NotebookFailed as failure:
+        place = f"cell [{failure.cell}]" if failure.cell else "a cell"
+        if failure.section:
+            place += f", section '{failure.section}'"
+        print(f"\nStopped in {failure.notebook.name}, {place}:", file=sys.stderr)
+        print(f"  {failure.message}", file=sys.stderr)
+        ran = sorted(run_dir.glob("[0-9][0-9]_*.ipynb"))
+        report = write_report(run_dir, ran)
         print(f"The executed notebooks, with all their output, are in {run_dir}", file=sys.stderr)
+        print(f"All of it on one page: {report}", file=sys.stderr)
         return 1
-    print(f"\nDone. Executed notebooks, plots, models and metrics are in {run_dir}")
+    write_report(run_dir, executed)
+    print(summary(run_dir, seconds))
     return 0
 
 

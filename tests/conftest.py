@@ -39,6 +39,19 @@ def _no_network(*args, **kwargs):
 socket.getaddrinfo = _no_network
 """
 
+# What TensorFlow, Jupyter and Keras print that a reader should not have to read.
+NOISE = [
+    "oneDNN",
+    "cudart_stub",
+    "cuInit",
+    "absl::InitializeLog",
+    "running over TCP",
+    "`shuffle=True` was passed",
+    "tf.lite.Interpreter is deprecated",
+    "XNNPACK",
+    "INFO:tensorflow",
+]
+
 # Small and quick: enough to exercise every cell, not to learn anything about cats.
 TINY = {
     "IMG_SIZE": 32,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import NOISE, notebook_text
 
 import run_series
 
@@ -96,3 +97,10 @@ def test_the_plot_is_saved_and_the_notebook_reports_its_time(run):
     plot = run_dir / "transfer_vs_scratch.png"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Total time, from the Setup cell to here:" in printed(notebook)
+
+
+def test_notebook_00_is_quiet(run):
+    _, notebook, _ = run
+    text = notebook_text(notebook)
+    for noise in NOISE:
+        assert noise not in text, noise

@@ -23,7 +23,7 @@ import numpy as np
 import papermill
 import pytest
 import tensorflow as tf
-from conftest import MOCK_TFDS, OFFLINE, TINY, notebook_text, run_notebooks
+from conftest import MOCK_TFDS, NOISE, OFFLINE, TINY, notebook_text, run_notebooks
 from PIL import Image
 
 import tutorial_plumbing as plumbing
@@ -339,3 +339,12 @@ def test_dataset_download_failure_says_what_to_do(tmp_path):
     assert "Cannot reach download.microsoft.com" in error.value.evalue
     assert "DATA_DIR" in error.value.evalue
     assert len(short_error(tmp_path / "run" / "01_explore_the_data.ipynb")) == 1
+
+
+def test_notebook_outputs_are_quiet(tfds_run):
+    """No TensorFlow C++ notes, no avoidable warnings: what remains is for the reader."""
+    _, executed = tfds_run
+    for name, notebook in executed.items():
+        text = notebook_text(notebook)
+        for noise in NOISE:
+            assert noise not in text, f"{noise!r} in notebook {name}"

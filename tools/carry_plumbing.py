@@ -3,7 +3,8 @@
     python tools/carry_plumbing.py           # rewrite the notebooks' plumbing cells
     python tools/carry_plumbing.py --check   # exit 1 when a copy differs (the tests do this too)
 
-A notebook's plumbing cell is the code cell tagged `plumbing`. Its content is generated: the
+A notebook's plumbing cell is the code cell tagged `plumbing`, shown collapsed (Colab's form view,
+Jupyter's and VS Code's hidden input). Its content is generated: the
 package's definitions that the notebook's other cells use (and what those need in turn), in the
 package's order (its modules as tutorial_plumbing/__init__.py imports them, each in source
 order), after the imports they need that earlier cells have not already made. So a notebook
@@ -191,6 +192,19 @@ def plumbing_cell_source(notebook, module_source: str) -> str:
     return text
 
 
+def collapse(cell) -> None:
+    """Show the cell as its title only: a form in Colab, collapsed input in Jupyter and VS Code."""
+    cell.metadata["cellView"] = "form"
+    cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
+
+
+def is_collapsed(cell) -> bool:
+    return (
+        cell.metadata.get("cellView") == "form"
+        and cell.metadata.get("jupyter", {}).get("source_hidden") is True
+    )
+
+
 def plumbing_notebooks() -> list:
     """(path, notebook) for every notebook that has a plumbing cell."""
     found = []
@@ -208,10 +222,11 @@ def carry(module_source: str | None = None, write: bool = True) -> list:
     for path, notebook in plumbing_notebooks():
         cell = next(c for c in notebook.cells if TAG in c.metadata.get("tags", []))
         expected = plumbing_cell_source(notebook, module_source)
-        if cell.source != expected:
+        if cell.source != expected or not is_collapsed(cell):
             stale.append(path)
             if write:
                 cell.source = expected
+                collapse(cell)
                 nbformat.write(notebook, path)
     return stale
 
@@ -228,7 +243,7 @@ def main(argv=None) -> int:
     if args.check:
         stale = stale_copies()
         for path in stale:
-            print(f"{path.relative_to(ROOT)}: plumbing cell differs from tutorial_plumbing/")
+            print(f"{path.relative_to(ROOT)}: plumbing cell stale (or not collapsed)")
         if stale:
             print("Run: python tools/carry_plumbing.py")
         return 1 if stale else 0

@@ -48,14 +48,18 @@ from .machine import (
     choose_precision,
     cpu_supports_bfloat16,
     fits_in_memory,
+    hide_c_messages,
     mount_drive_if_needed,
     running_in_colab,
 )
 from .messages import CannotContinue
+from .parameters import VGG16_MIN_SIZE, check_parameters, check_weights, require_number
 from .pictures import overlay_heatmap, plot_history, show_images
 from .training import (
+    MULTIPLY_ADD_LAYERS,
     VGG16_MEAN_BGR,
     VGG16_WEIGHTS_URL,
+    count_multiply_adds,
     count_parameters,
     explain_weights_download,
     history_dict,
@@ -63,6 +67,7 @@ from .training import (
     load_model_from,
     print_trainable_counts,
     save_json,
+    saved_image_size,
     vgg16_preprocessing,
 )
 from .your_images import (
@@ -91,6 +96,10 @@ from .your_images import (
 
 __all__ = [
     "CannotContinue",
+    "VGG16_MIN_SIZE",
+    "check_parameters",
+    "check_weights",
+    "require_number",
     "running_in_colab",
     "check_gpu",
     "cpu_supports_bfloat16",
@@ -98,6 +107,7 @@ __all__ = [
     "GOOGLE_DRIVE",
     "mount_drive_if_needed",
     "fits_in_memory",
+    "hide_c_messages",
     "SPLIT_FRACTIONS",
     "SUPPORTED_FORMATS",
     "OS_LITTER",
@@ -152,6 +162,8 @@ __all__ = [
     "cache_features",
     "cached_batches",
     "count_parameters",
+    "count_multiply_adds",
+    "MULTIPLY_ADD_LAYERS",
     "print_trainable_counts",
     "save_json",
     "load_json",
@@ -159,6 +171,7 @@ __all__ = [
     "VGG16_WEIGHTS_URL",
     "explain_weights_download",
     "load_model_from",
+    "saved_image_size",
     "vgg16_preprocessing",
     "VGG16_MEAN_BGR",
     "show_images",

@@ -1,5 +1,7 @@
 """The machine the notebooks run on: Colab or not, GPU, number precision, Drive, memory."""
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -83,3 +85,20 @@ def fits_in_memory(size_bytes: int, what: str) -> bool:
         f"({free / 2**30:.1f} GiB free): {decision}."
     )
     return fits
+
+
+@contextlib.contextmanager
+def hide_c_messages():
+    """Send what C++ code writes to the error stream nowhere while the block runs.
+
+    Some libraries (TFLite, TensorFlow at start-up) write notes there directly, past Python and
+    its warnings filters. Python's own errors and warnings still show: they go through Python.
+    """
+    saved, nowhere = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(nowhere)

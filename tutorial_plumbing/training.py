@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import zipfile
 from pathlib import Path
 
 import keras
@@ -35,6 +36,34 @@ def count_parameters(model) -> tuple:
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     return trainable, frozen
+
+
+# Layers whose work is multiply-adds: every output number reads every kernel weight that
+# reaches it once.
+MULTIPLY_ADD_LAYERS = (
+    keras.layers.Conv2D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv2D,
+    keras.layers.Dense,
+)
+
+
+def count_multiply_adds(model) -> int:
+    """Multiply-adds for one image through `model`, counted from its layers.
+
+    A convolution or dense layer costs (output positions) x (its kernel weights). Normalisation,
+    activations, pooling and additions are left out: in these networks they are a small part
+    of the work. Models nested inside `model` (a Sequential block) are counted layer by layer.
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += count_multiply_adds(layer)
+        elif isinstance(layer, MULTIPLY_ADD_LAYERS):
+            kernel = sum(int(np.prod(w.shape)) for w in layer.weights if w.name.endswith("kernel"))
+            positions = int(np.prod(layer.output.shape[1:-1]))  # pixels; 1 for a vector
+            total += positions * kernel
+    return total
 
 
 def print_trainable_counts(model) -> None:
@@ -83,13 +112,39 @@ def explain_weights_download():
         ) from None
 
 
-def load_model_from(path, made_by: str):
-    """Load a model the series saved, or say which notebook makes it."""
+def saved_image_size(path):
+    """The image size a .keras file's model takes (its input's height), read from its config.
+
+    Reads only the small config.json inside the file: no weights, no model built. None when
+    the file gives no single size.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+        shape = config["config"]["layers"][0]["config"]["batch_shape"]
+    except (OSError, KeyError, IndexError, TypeError, ValueError, zipfile.BadZipFile):
+        return None
+    height, width = shape[1:3]
+    return height if height == width and isinstance(height, int) else None
+
+
+def load_model_from(path, made_by: str, image_size=None):
+    """Load a model the series saved, or say which notebook makes it.
+
+    With `image_size` (IMG_SIZE), first check that the model takes images of that size.
+    """
     path = Path(path)
     if not path.exists():
         raise CannotContinue(
             f"No model at {path}.\nWhat to do: run {made_by} first with the same ARTIFACTS_DIR. "
             "In Colab, put ARTIFACTS_DIR on Google Drive so it survives between sessions."
+        )
+    saved_size = saved_image_size(path)
+    if image_size is not None and saved_size is not None and saved_size != image_size:
+        raise CannotContinue(
+            f"IMG_SIZE = {image_size}, but the model in {path.name} takes {saved_size}-pixel "
+            f"images. What to do: set IMG_SIZE = {saved_size}, as in {made_by}, or run "
+            f"{made_by} again with IMG_SIZE = {image_size}."
         )
     # Plain Keras loading, as in your own program: the model needs no code of this series.
     return keras.models.load_model(path)

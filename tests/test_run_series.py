@@ -1,0 +1,249 @@
+"""run_series.py as a person runs it: progress, a summary, clear errors, quiet, report.html."""
+
+import base64
+import html.parser
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import NOISE, TINY, notebook_text
+from PIL import Image
+
+import run_series
+
+ROOT = Path(__file__).resolve().parent.parent
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+def run_cli(*arguments, cwd: Path) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_series.py"), *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+
+
+def tiny_arguments(folder: Path, runs: Path) -> list:
+    arguments = ["--data-dir", str(folder), "--weights", "none", "--runs-dir", str(runs)]
+    for name in ("IMG_SIZE", "BATCH_SIZE", "EPOCHS", "FINE_TUNE_EPOCHS"):
+        arguments += ["-p", name, str(TINY[name])]
+    return arguments
+
+
+def the_run_dir(runs: Path) -> Path:
+    (run_dir,) = runs.iterdir()
+    return run_dir
+
+
+def test_a_parameter_no_notebook_has_is_an_error(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run_series.main(["-p", "EPOHCS", "3"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "-p EPOHCS: no notebook in this run has that parameter" in error
+    assert "EPOCHS" in error  # the list of known names shows the right spelling
+
+
+def test_a_notebook_that_does_not_exist_is_an_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as stopped:
+        run_series.main(["--notebooks", "02", "09", "--runs-dir", str(tmp_path)])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "--notebooks: no notebook starts with 09" in error
+    assert "02_feature_extraction.ipynb" in error
+    assert list(tmp_path.iterdir()) == []  # nothing started
+
+
+def test_each_edition_runs_its_own_notebooks_in_the_same_order():
+    english = run_series.series_notebooks()
+    portuguese = run_series.series_notebooks(language="pt-BR")
+    assert [path.name for path in portuguese] == [path.name for path in english]
+    assert {path.parent.name for path in portuguese} == {"pt-BR"}
+    assert run_series.series_notebooks(["02"], "pt-BR") == [portuguese[2]]
+
+
+def test_the_watcher_shows_sections_and_epochs_not_batches():
+    out = io.StringIO()
+    watcher = run_series.Watcher(out)
+    cells = [
+        nbformat.v4.new_markdown_cell("# Title\n\n## Train the head"),
+        nbformat.v4.new_code_cell("fit()"),
+        nbformat.v4.new_markdown_cell("```python\n# a comment, not a heading\n```"),
+        nbformat.v4.new_code_cell("more()"),
+    ]
+    watcher.cell_start(cells, 1)
+    watcher.cell_start(cells, 3)
+    bar = "\x1b[32m━━━━\x1b[0m"
+    keras_output = (
+        "Epoch 1/2\n"
+        f"\r1/3 {bar} 1s 500ms/step - loss: 0.7"
+        f"\b\b\b\r2/3 {bar} 0s 400ms/step - loss: 0.6"
+        f"\b\b\b\r3/3 {bar} 2s 300ms/step - loss: 0.5 - val_loss: 0.4\n"
+        "Something else the notebook printed\n"
+    )
+    for chunk in (keras_output[:30], keras_output[30:]):  # as the kernel sends it, in pieces
+        watcher.output({"output_type": "stream", "name": "stdout", "text": chunk})
+    shown = out.getvalue().splitlines()
+    assert len(shown) == 3
+    assert shown[0].strip().endswith("Train the head")
+    assert re.match(r"\s+\d:\d\d  Train the head$", shown[0])
+    assert shown[1].strip() == "Epoch 1/2"
+    assert shown[2].strip().startswith("3/3 ━━━━ 2s 300ms/step")
+    assert "val_loss: 0.4" in shown[2]
+
+
+class Images(html.parser.HTMLParser):
+    """The <img> sources of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.sources = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src", ""))
+
+
+def check_report_plots(report: Path) -> int:
+    """Every plot is inside the page (no other file needed) and is a real PNG; returns how many."""
+    parser = Images()
+    parser.feed(report.read_text(encoding="utf-8"))
+    pngs = [src for src in parser.sources if src.startswith("data:image/png;base64,")]
+    others = set(parser.sources) - set(pngs)
+    assert pngs and others <= {COLAB_BADGE}, others  # only the badges come from the internet
+    for source in pngs:
+        image = Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1])))
+        assert image.width > 50 and image.height > 50
+    return len(pngs)
+
+
+def check_report_in_a_browser(report: Path, tmp_path: Path, expected_images: int) -> None:
+    """Open the page in headless Chromium: every image must have loaded with a size."""
+    browser = next(filter(None, map(shutil.which, ["chromium", "chromium-browser"])), None)
+    if browser is None:
+        return  # no browser here: check_report_plots checked the HTML itself
+    probe = tmp_path / "probe.html"
+    script = (
+        "<script>window.addEventListener('load', () => document.body.setAttribute("
+        "'data-images-shown', [...document.images].filter(i => i.src.startsWith('data:')"
+        " && i.naturalWidth > 0).length));"
+        "</script>"
+    )
+    probe.write_text(report.read_text(encoding="utf-8").replace("</body>", script + "</body>"))
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert f'data-images-shown="{expected_images}"' in result.stdout, result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, easy_folder):
+    """Parts 2 and 3 through the command line, on tiny settings."""
+    runs = tmp_path_factory.mktemp("cli") / "runs"
+    result = run_cli(*tiny_arguments(easy_folder, runs), "--notebooks", "02", "03", cwd=ROOT)
+    return result, the_run_dir(runs)
+
+
+def test_a_run_shows_progress_and_ends_with_a_summary(cli_run):
+    result, run_dir = cli_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "[1/2] 02_feature_extraction.ipynb" in out
+    assert "[2/2] 03_fine_tuning.ipynb" in out
+    assert re.search(r"(?m)^\s+\d+:\d\d  Train the head$", out)
+    assert re.search(r"(?m)^\s+Epoch 1/2$", out)
+    assert re.search(r"(?m)^\s+\d+/\d+ \S+ \d+m?s .*/step - accuracy: .* - val_loss: ", out)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert f"Test accuracy after fine-tuning: {metrics['test_accuracy']:.1%}" in out
+    assert f"{run_dir / 'fine_tuned.keras'}" in out
+    assert f"{run_dir / 'metrics.json'}" in out
+    assert f"Report:  {run_dir / 'report.html'}" in out
+    assert re.search(r"(?m)^  02_feature_extraction.ipynb\s+\d+:\d\d$", out)
+
+
+def test_a_run_is_quiet(cli_run):
+    result, run_dir = cli_run
+    terminal = result.stdout + result.stderr
+    notebooks = "".join(
+        notebook_text(nbformat.read(path, as_version=4)) for path in run_dir.glob("*.ipynb")
+    )
+    for noise in NOISE:
+        assert noise not in terminal, noise
+        assert noise not in notebooks, noise
+    assert result.stderr == ""
+    # What the kernels said outside the notebooks is kept, out of the way.
+    assert "running over TCP" in (run_dir / run_series.KERNEL_LOG).read_text()
+
+
+def test_the_report_is_one_page_with_plots_and_without_plumbing(cli_run, tmp_path):
+    _, run_dir = cli_run
+    report = run_dir / "report.html"
+    page = report.read_text(encoding="utf-8")
+    assert page.index("part 2: a new head on a frozen base") < page.index("part 3: fine-tuning")
+    assert "VGG16" in page and "Train the head" in page  # the teaching code and prose
+    for plumbing_only in ["WHOLE_NUMBER_PARAMETERS", "saved_stderr", "def cache_features"]:
+        assert plumbing_only not in page
+    assert "━━━━" in page and "\r" not in page  # progress bars as they ended, not every step
+    images = check_report_plots(report)
+    assert images >= 3  # augmentation, and both learning curves
+    check_report_in_a_browser(report, tmp_path, images)
+
+
+def test_executed_notebooks_show_plumbing_collapsed(cli_run):
+    _, run_dir = cli_run
+    for path in run_dir.glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if {"plumbing", "quiet-start"} & set(cell.metadata.get("tags", [])):
+                assert cell.metadata["jupyter"]["source_hidden"] is True
+                assert cell.metadata["cellView"] == "form"
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_tensorflow_starts_quietly_before_anything_imports_it(path):
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    quiet = [i for i, c in enumerate(cells) if "quiet-start" in c.metadata.get("tags", [])]
+    assert len(quiet) == 1, "one cell tagged quiet-start"
+    first_import = min(
+        i
+        for i, c in enumerate(cells)
+        if re.search(r"(?m)^\s*(import|from) (keras|tensorflow)", c.source)
+    )
+    assert quiet[0] == first_import, "the quiet-start cell must be the first to import TensorFlow"
+    reference = nbformat.read(NOTEBOOKS[0], as_version=4)
+    (same,) = [c for c in reference.cells if "quiet-start" in c.metadata.get("tags", [])]
+    assert cells[quiet[0]].source == same.source, "the same cell in every notebook"
+    for cell in (cells[quiet[0]], *[c for c in cells if "plumbing" in c.metadata.get("tags", [])]):
+        assert cell.metadata["cellView"] == "form"
+        assert cell.metadata["jupyter"]["source_hidden"] is True
+
+
+def test_a_bad_parameter_stops_the_run_with_one_line(tmp_path, easy_folder):
+    runs = tmp_path / "runs"
+    arguments = tiny_arguments(easy_folder, runs) + ["-p", "IMG_SIZE", "16"]
+    result = run_cli(*arguments, "--notebooks", "02", "03", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "[2/2]" not in result.stdout  # part 3 never started
+    error = result.stderr
+    assert re.search(
+        r"Stopped in 02_feature_extraction.ipynb, cell \[\d+\], section 'Setup':", error
+    )
+    assert "CannotContinue: IMG_SIZE = 16 is too small" in error
+    assert "Traceback" not in error and "MaxPooling2D" not in error
+    assert len(error.strip().splitlines()) == 4
+    assert (the_run_dir(runs) / "report.html").is_file()
