@@ -4,12 +4,18 @@
     python run_series.py --data-dir ~/my_photos   # your own two-class folder (or a .zip)
     python run_series.py --notebooks 02 03 -p EPOCHS 3
     python run_series.py --lang pt-BR             # the Portuguese edition (notebooks/pt-BR/)
+    python run_series.py --resume runs/20250101-120000   # continue a run that was killed
 
 Each notebook is executed with the parameters you give (only those it declares in its
 `parameters` cell). The executed notebooks, their plots, the models and metrics.json land
 in the run folder, which is also every notebook's ARTIFACTS_DIR. While it runs, you see
 which notebook and which section is running, the time, and Keras's line for each epoch.
 At the end: a summary of the results, and report.html, all notebooks in one page.
+
+A run writes its parameters, notebooks and language to run.json in its folder, and each
+notebook's name there once it has finished. `--resume RUN_DIR` continues a run that was killed
+with the same settings: the finished notebooks stay as they are, the interrupted one runs again
+and picks up the frozen store and the training backups it left in RUN_DIR (its ARTIFACTS_DIR).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"
 KERNEL_LOG = "kernel_messages.log"  # what the kernels write to their error stream
+RUN_STATE = "run.json"  # what --resume needs: the settings, and the notebooks that finished
 REPORT = "report.html"
 # Cells the report shows without their code: plumbing the reader does not need to see.
 HIDDEN_INPUT_TAGS = {"plumbing", "quiet-start"}
@@ -219,18 +226,32 @@ class NotebookFailed(Exception):
         self.notebook, self.cell, self.section, self.message = notebook, cell, section, message
 
 
+def write_run_state(run_dir: Path, state: dict) -> None:
+    """Write run_dir/run.json whole or not at all: a kill while writing leaves the old one."""
+    partial = run_dir / (RUN_STATE + ".partial")
+    partial.write_text(json.dumps(state, indent=2) + "\n")
+    os.replace(partial, run_dir / RUN_STATE)
+
+
 def run_series(
-    notebooks: list[Path], parameters: dict, run_dir: Path, out=None
+    notebooks: list[Path], parameters: dict, run_dir: Path, out=None, state: dict | None = None
 ) -> tuple[dict, list[Path]]:
     """Run the notebooks one after the other, all writing into run_dir, saying what they do.
 
+    With `state` (what run.json holds), the notebooks in state["finished"] are kept as they
+    are, and each notebook that finishes is added there and saved at once.
     Returns ({notebook name: seconds}, executed notebook paths). Raises NotebookFailed.
     """
     import papermill
 
     out = out or sys.stdout
+    finished = state["finished"] if state else {}
     seconds, executed = {}, []
     for number, notebook in enumerate(notebooks, start=1):
+        if notebook.name in finished:
+            seconds[notebook.name] = finished[notebook.name]
+            executed.append(run_dir / notebook.name)
+            continue
         print(f"[{number}/{len(notebooks)}] {notebook.name}", file=out, flush=True)
         watcher = Watcher(out)
         try:
@@ -240,6 +261,9 @@ def run_series(
             raise NotebookFailed(notebook, error.exec_count, watcher.section, message) from None
         finally:
             seconds[notebook.name] = time.monotonic() - watcher.start
+        if state is not None:
+            finished[notebook.name] = seconds[notebook.name]
+            write_run_state(run_dir, state)
         print(f"  {format_seconds(seconds[notebook.name]):>7}  done", file=out, flush=True)
     return seconds, executed
 
@@ -310,17 +334,50 @@ def _value(text: str):
         return text
 
 
+def resumed_state(parser, args) -> tuple[Path, dict]:
+    """The run folder and run.json of the run that --resume continues; exit 2 if unusable."""
+    given = [
+        option
+        for option, value in [
+            ("-p", args.p),
+            ("--data-dir", args.data_dir),
+            ("--weights", args.weights),
+            ("--notebooks", args.notebooks),
+            ("--lang", args.lang),
+        ]
+        if value
+    ]
+    if given:
+        parser.error(
+            f"--resume continues a run with that run's own settings, so {', '.join(given)} "
+            "cannot be given with it. To change settings, start a new run without --resume."
+        )
+    run_dir = Path(args.resume).expanduser().resolve()
+    state = read_json(run_dir / RUN_STATE)
+    if not isinstance(state, dict) or not {"notebooks", "parameters", "lang"} <= set(state):
+        parser.error(
+            f"--resume: {run_dir} has no readable {RUN_STATE}. Give a folder that "
+            "run_series.py made, like runs/20250101-120000."
+        )
+    state.setdefault("finished", {})
+    return run_dir, state
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data-dir", help="a two-class folder or .zip (default: TFDS cats_vs_dogs)"
     )
-    parser.add_argument("--weights", default="imagenet", help="'imagenet', 'none' or a .h5 path")
+    parser.add_argument("--weights", help="'imagenet' (the default), 'none' or a .h5 path")
     parser.add_argument("--notebooks", nargs="*", help="run only these, e.g. 01 02")
-    parser.add_argument(
-        "--lang", choices=LANGUAGES, default="en", help="the edition to run (default: en)"
-    )
+    parser.add_argument("--lang", choices=LANGUAGES, help="the edition to run (default: en)")
     parser.add_argument("--runs-dir", default="runs", help="where run folders go (default: runs)")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a run that was killed, with its own settings: finished notebooks are "
+        "kept, the rest run again in RUN_DIR",
+    )
     parser.add_argument(
         "-p",
         nargs=2,
@@ -331,33 +388,66 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    try:
-        notebooks = series_notebooks(args.notebooks, args.lang)
-    except ValueError as error:
-        parser.error(f"--notebooks: {error}")
+    if args.resume:
+        run_dir, state = resumed_state(parser, args)
+        try:
+            notebooks = series_notebooks(state["notebooks"], state["lang"])
+        except ValueError as error:
+            parser.error(f"--resume: {error}")
+        parameters = state["parameters"]
+    else:
+        language = args.lang or "en"
+        try:
+            notebooks = series_notebooks(args.notebooks, language)
+        except ValueError as error:
+            parser.error(f"--notebooks: {error}")
 
-    import papermill
+        import papermill
 
-    declared = set()
-    for notebook in notebooks:
-        declared |= set(papermill.inspect_notebook(str(notebook)))
-    for name, _ in args.p:
-        if name not in declared:
-            known = ", ".join(sorted(declared - {"ARTIFACTS_DIR"}))
-            parser.error(f"-p {name}: no notebook in this run has that parameter. Known: {known}")
+        declared = set()
+        for notebook in notebooks:
+            declared |= set(papermill.inspect_notebook(str(notebook)))
+        for name, _ in args.p:
+            if name not in declared:
+                known = ", ".join(sorted(declared - {"ARTIFACTS_DIR"}))
+                parser.error(
+                    f"-p {name}: no notebook in this run has that parameter. Known: {known}"
+                )
 
-    parameters = {name: _value(value) for name, value in args.p}
-    if args.data_dir:
-        parameters["DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
-    parameters["WEIGHTS"] = None if args.weights.lower() == "none" else args.weights
+        parameters = {name: _value(value) for name, value in args.p}
+        if args.data_dir:
+            parameters["DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+        weights = args.weights or "imagenet"
+        parameters["WEIGHTS"] = None if weights.lower() == "none" else weights
+        state = {
+            "notebooks": [notebook.name for notebook in notebooks],
+            "lang": language,
+            "parameters": parameters,
+            "finished": {},
+        }
 
     # The kernels start with this: TensorFlow's C++ notes after start-up, only when fatal.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    run_dir = new_run_dir(Path(args.runs_dir))
-    count = f"{len(notebooks)} notebook{'s' if len(notebooks) > 1 else ''}"
-    print(f"Running {count} into {run_dir}", flush=True)
+    if args.resume:
+        kept = [notebook.name for notebook in notebooks if notebook.name in state["finished"]]
+        to_run = [notebook.name for notebook in notebooks if notebook.name not in kept]
+        print(f"Resuming the run in {run_dir}, with its own settings ({RUN_STATE}).", flush=True)
+        print(f"Kept, finished before: {', '.join(kept) or 'none'}", flush=True)
+        if to_run:
+            print(
+                f"Running again: {', '.join(to_run)}. {to_run[0]} continues from the frozen "
+                "store and the training backups it left in the run folder.",
+                flush=True,
+            )
+        else:
+            print("Nothing left to run: every notebook had finished.", flush=True)
+    else:
+        run_dir = new_run_dir(Path(args.runs_dir))
+        write_run_state(run_dir, state)
+        count = f"{len(notebooks)} notebook{'s' if len(notebooks) > 1 else ''}"
+        print(f"Running {count} into {run_dir}", flush=True)
     try:
-        seconds, executed = run_series(notebooks, parameters, run_dir)
+        seconds, executed = run_series(notebooks, parameters, run_dir, state=state)
     except NotebookFailed as failure:
         place = f"cell [{failure.cell}]" if failure.cell else "a cell"
         if failure.section:

@@ -14,6 +14,13 @@ Both run in one process on the same synthetic data, with VGG16 at random weights
                     cached_batches (notebook 02 with USE_FEATURE_CACHE).
            phase 2  block4_pool outputs cached once to files (FeatureFile), then block5 + head
                     epochs on cached_batches (notebook 03 with USE_FEATURE_CACHE).
+  series   parts 2 to 4 as the notebooks run them with USE_FEATURE_CACHE: the frozen store
+                    (tutorial_plumbing.frozen_store) runs blocks 1 to 4 once per image for all
+                    three splits; part 2 trains the head for 10 epochs on pooled features made
+                    from the store, part 3 fine-tunes block5 + head for 3 epochs on it, part 4
+                    predicts the test split from it. Timed whole, against the usual recipe's
+                    cost for the same epochs (scaled from its timed batches, as above).
+                    The images through block1_conv1 are counted: frozen_passes_per_image.
 
 The images are JPEGs of cats_vs_dogs-like sizes (about 500x375) written to a temporary folder
 and read by tutorial_plumbing.load_two_class_data(folder).batches(), which decodes and resizes
@@ -86,6 +93,7 @@ HEAD_EPOCHS = 10  # notebook 02's EPOCHS
 HEAD_LEARNING_RATE = 1e-3
 FINE_TUNE_LEARNING_RATE = 1e-5  # notebook 03's LEARNING_RATE
 FINE_TUNE_EPOCHS_TIMED = 3  # phase 2 epochs run on the cache here (the first one traces)
+SERIES_FINE_TUNE_EPOCHS = 3  # part 3's epochs in the series measurement, also with --quick
 UNFREEZE_FROM = "block5_conv1"
 CACHED_LAYER = "block4_pool"  # the last frozen layer when fine-tuning from block5
 # cats_vs_dogs as the notebooks slice it (80/10/10 of the 23,262 images TFDS keeps).
@@ -470,6 +478,89 @@ def run_project(data, settings, cache_dir: str, policy: str) -> dict:
     return results
 
 
+@contextlib.contextmanager
+def counting_images_through(layer):
+    """Count the images that go through `layer` (any model, fit or predict) into a list."""
+    counted = [0]
+    plain_call = type(layer).call
+
+    def record(images):
+        counted[0] += int(images)
+        return images
+
+    def counted_call(self, inputs, *args, **kwargs):
+        if self is layer:
+            images = tf.numpy_function(record, [tf.shape(inputs)[0]], tf.int32, stateful=True)
+            with tf.control_dependencies([images]):
+                inputs = tf.identity(inputs)
+        return plain_call(self, inputs, *args, **kwargs)
+
+    type(layer).call = counted_call
+    try:
+        yield counted
+    finally:
+        type(layer).call = plain_call
+
+
+def run_series_path(data, settings, scratch: str) -> dict:
+    """Parts 2, 3 and 4 with the frozen store, as the notebooks run them, timed whole.
+
+    Part 2: the store (blocks 1 to 4, once per image, all splits), the pooled features from
+    it through block5, HEAD_EPOCHS epochs of the head. Part 3: SERIES_FINE_TUNE_EPOCHS epochs
+    of block5 + head on the store, which it reuses (the fingerprint is checked). Part 4: the
+    test split's predictions from the store.
+    """
+    keras.utils.set_random_seed(SEED)
+    size, batch = settings["image_size"], settings["batch_size"]
+    model = build_model(size)
+    store_dir = os.path.join(scratch, "frozen_store")
+    results = {}
+
+    def store():
+        with quiet():  # its progress lines
+            return plumbing.frozen_store(store_dir, data, model, CACHED_LAYER, size, batch)
+
+    def part_2():
+        stored = store()
+        rest_of_base = submodel(model, CACHED_LAYER, "pooled_features")
+        features = {
+            split: plumbing.cache_features(
+                rest_of_base, plumbing.cached_batches(*stored[split], batch)
+            )
+            for split in ("train", "validation")
+        }
+        head = submodel(model, "pooled_features", "output")
+        results["part2_head"] = train_on_cache(
+            head, features, HEAD_EPOCHS, batch, HEAD_LEARNING_RATE
+        )
+
+    def part_3():
+        unfreeze_from(model, UNFREEZE_FROM)
+        stored = store()
+        trained = submodel(model, CACHED_LAYER, "output")
+        results["part3_epochs"] = train_on_cache(
+            trained, stored, SERIES_FINE_TUNE_EPOCHS, batch, FINE_TUNE_LEARNING_RATE
+        )
+        return stored
+
+    def part_4(stored):
+        after_store = submodel(model, CACHED_LAYER, "output")
+        test = plumbing.cached_batches(*stored["test"], batch)
+        return after_store.predict(test, verbose=0)
+
+    with counting_images_through(model.get_layer("block1_conv1")) as passes:
+        _, results["part2_s"], load2 = timed(part_2)
+        stored, results["part3_s"], load3 = timed(part_3)
+        predictions, results["part4_s"], load4 = timed(lambda: part_4(stored))
+    images = sum(len(labels) for _, labels in stored.values())
+    assert len(predictions) == len(stored["test"][1])
+    results["seconds"] = results["part2_s"] + results["part3_s"] + results["part4_s"]
+    results["frozen_passes_per_image"] = passes[0] / images
+    results["other_cores"] = max(load["other_cores"] for load in (load2, load3, load4))
+    results["store_mb"] = sum(f.nbytes for f, _ in stored.values()) / 2**20
+    return results
+
+
 # ---------------------------------------------------------------------------------------------
 # From timings to the figures the issue asks for
 
@@ -502,6 +593,62 @@ def summarize(naive, project, counts, policy) -> dict:
         "project_phase2_run_s": project_p2_run,
         "phase2_speedup_amortised": naive_p2_run / project_p2_run,
         "extraction_efficiency": extraction / project[f"forward_{policy}"]["images_per_s"],
+    }
+
+
+def series_figures(naive, project, series, counts, policy) -> dict:
+    """The series (parts 2 to 4) against the usual recipe: measured, and ideal from FLOPs.
+
+    The usual recipe's seconds are its measured per-image fit costs and float32 forward rate
+    times the images and epochs of each part: HEAD_EPOCHS epochs of part 2 (train fitted,
+    validation evaluated), SERIES_FINE_TUNE_EPOCHS of part 3, and the test split's predictions.
+
+    The ideal speedup counts only the arithmetic each path must do, in GFLOPs (vgg16_gflops),
+    at the measured forward rate of the precision it runs at: seconds per GFLOP is
+    1 / (forward images/s x base_forward GFLOPs). With N = train + validation + test images,
+    E2 = HEAD_EPOCHS, E3 = SERIES_FINE_TUNE_EPOCHS and base = VGG16's base forward:
+      usual  = E2 (train + val) base                          part 2: the frozen base, every epoch
+             + E3 (train (to_block4 + block5_train) + val base)   part 3: forward + backward
+             + test base                                      part 4
+      series = N to_block4                                    one frozen pass per image
+             + (train + val) block5_forward                   part 2: pooled features, once
+             + E3 (train block5_train + val block5_forward)   part 3: block5 + head only
+             + test block5_forward                            part 4
+    (the head's own cost, under a millionth of the base's, is left out of both), and
+    series_ideal_speedup = usual x float32 s/GFLOP / (series x the chosen policy's s/GFLOP).
+    """
+    n_train, n_val, n_test = counts["train"], counts["validation"], counts["test"]
+    naive_eval = 1 / naive["forward_float32"]["images_per_s"]  # s per evaluated image
+    usual_s = (
+        HEAD_EPOCHS * (n_train * naive["phase1_fit"]["seconds_per_image"] + n_val * naive_eval)
+        + SERIES_FINE_TUNE_EPOCHS
+        * (n_train * naive["phase2_fit"]["seconds_per_image"] + n_val * naive_eval)
+        + n_test * naive_eval
+    )
+    g = project["gflops"]
+    base, to_block4 = g["base_forward"], g["to_block4_pool_forward"]
+    block5, block5_train = g["block5_and_head_forward"], g["block5_and_head_train_step"]
+    usual_gflops = (
+        HEAD_EPOCHS * (n_train + n_val) * base
+        + SERIES_FINE_TUNE_EPOCHS * (n_train * (to_block4 + block5_train) + n_val * base)
+        + n_test * base
+    )
+    series_gflops = (
+        (n_train + n_val + n_test) * to_block4
+        + (n_train + n_val) * block5
+        + SERIES_FINE_TUNE_EPOCHS * (n_train * block5_train + n_val * block5)
+        + n_test * block5
+    )
+    float32_s_per_gflop = 1 / (naive["forward_float32"]["images_per_s"] * base)
+    chosen_s_per_gflop = 1 / (project[f"forward_{policy}"]["images_per_s"] * base)
+    return {
+        "naive_series_s": usual_s,
+        "project_series_s": series["seconds"],
+        "series_speedup": usual_s / series["seconds"],
+        "series_ideal_speedup": usual_gflops
+        * float32_s_per_gflop
+        / (series_gflops * chosen_s_per_gflop),
+        "frozen_passes_per_image": series["frozen_passes_per_image"],
     }
 
 
@@ -634,6 +781,7 @@ def print_report(report) -> None:
         f"autotuner off {fmt_seconds(autotune['off_s'])}, on {fmt_seconds(autotune['on_s'])}"
     )
     print_phases(summary, naive, project)
+    print_series(summary, t["series"])
     print_estimates(report)
     print("\nPeak RSS (ru_maxrss) by dataset size, a fresh process each")
     for images, child in report["rss_children"].items():
@@ -707,6 +855,24 @@ def print_phases(summary, naive, project) -> None:
         f"{project['phase1_head']['seconds']:.1f} s; phase 2 caching "
         f"{project['phase2_caching']['seconds']:.1f} s (one time), first epoch traces "
         f"{project['phase2_epochs']['warmup_s']:.1f} s extra"
+    )
+
+
+def print_series(summary, series) -> None:
+    print(
+        f"\nThe series, parts 2 to 4 ({HEAD_EPOCHS} head epochs, {SERIES_FINE_TUNE_EPOCHS} "
+        "fine-tuning epochs, test predictions), seconds"
+    )
+    print(
+        f"  usual recipe {summary['naive_series_s']:.1f}, with the frozen store "
+        f"{summary['project_series_s']:.1f} (part 2 {series['part2_s']:.1f}, part 3 "
+        f"{series['part3_s']:.1f}, part 4 {series['part4_s']:.1f})"
+    )
+    print(
+        f"  series_speedup {summary['series_speedup']:.2f}, series_ideal_speedup "
+        f"{summary['series_ideal_speedup']:.2f} (ratio "
+        f"{summary['series_speedup'] / summary['series_ideal_speedup']:.2f}), "
+        f"frozen_passes_per_image {summary['frozen_passes_per_image']:.3f}"
     )
 
 
@@ -847,8 +1013,35 @@ def render_run(report, name: str) -> str:
         f"{summary['phase1_speedup']:.1f}x |",
         f"| phase 2: one fine-tuning epoch | {summary['naive_phase2_epoch_s']:.1f} s | "
         f"{summary['project_phase2_epoch_s']:.1f} s | {summary['phase2_speedup']:.1f}x |",
-        "",
     ]
+    if "series_speedup" in summary:
+        lines += [
+            f"| the series: part 2 ({HEAD_EPOCHS} head epochs), part 3 "
+            f"({SERIES_FINE_TUNE_EPOCHS} fine-tuning epochs), part 4's test predictions | "
+            f"{summary['naive_series_s']:.1f} s | {summary['project_series_s']:.1f} s | "
+            f"{summary['series_speedup']:.1f}x |",
+            "",
+            paragraph(
+                f"""Over the series, the frozen layers ran
+                {summary["frozen_passes_per_image"]:.2f} times per image: the frozen store
+                runs them once, and parts 3 and 4 reuse it. From VGG16's operation counts and
+                the forward rates measured here, the series could at best be
+                {summary["series_ideal_speedup"]:.1f} times faster than the usual recipe; it
+                was {summary["series_speedup"]:.1f} times faster, that is
+                {summary["series_speedup"] / summary["series_ideal_speedup"]:.0%} of the
+                ideal."""
+            ),
+        ]
+    else:
+        lines += [
+            "",
+            paragraph(
+                """This results file was measured before the benchmark timed the whole series
+                with the frozen store: run `python benchmarks/speed.py --save` again for
+                those figures."""
+            ),
+        ]
+    lines += [""]
     float32 = t["naive"]["forward_float32"]["images_per_s"]
     chosen = t["project"][f"forward_{policy}"]["images_per_s"]
     if policy == "float32":
@@ -994,6 +1187,7 @@ def parse_settings(argv=None) -> dict:
     }
 
 
+SERIES_KEYS = ("series_speedup", "series_ideal_speedup", "frozen_passes_per_image")
 COMMAND_ONLY = ("json", "rss_child", "check_readme", "write_readme")
 
 
@@ -1010,6 +1204,8 @@ def run_benchmark(settings) -> dict:
         machine = machine_description(policy, load_at_start)
         project = run_project(data, settings, scratch, policy)
         gc.collect()
+        series = run_series_path(data, settings, scratch)
+        gc.collect()
         without_cache = run_without_cache(data, settings)
         gc.collect()
         passes = 2 if settings["quick"] else AUTOTUNE_PASSES
@@ -1017,12 +1213,14 @@ def run_benchmark(settings) -> dict:
     load_at_end = round(os.getloadavg()[0], 2)
     rss = measure_peak_rss(settings)
     summary = summarize(naive, project, counts, policy)
+    summary |= series_figures(naive, project, series, counts, policy)
     report = {
         "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
         "quick": settings["quick"],
         "machine": machine,
         "versions": versions(),
         **{key: summary[key] for key in ("phase1_speedup", "phase2_speedup")},
+        **{key: summary[key] for key in SERIES_KEYS},
         "extraction_efficiency": summary["extraction_efficiency"],
         "peak_rss_mb": {n: r["peak_rss_mb"] for n, r in rss.items()},
         "summary": summary,
@@ -1034,6 +1232,7 @@ def run_benchmark(settings) -> dict:
             "naive": naive,
             "project": project,
             "without_cache": without_cache,
+            "series": series,
             "autotune": autotune,
         },
         "rss_children": rss,

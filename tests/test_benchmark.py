@@ -72,6 +72,22 @@ def test_both_recipes_time_both_phases(report):
     assert project["phase2_caching"]["images"] == sum(images.values())
 
 
+def test_the_series_runs_the_frozen_layers_once_per_image(report):
+    data, printed = report
+    for key in ("series_speedup", "series_ideal_speedup"):
+        assert math.isfinite(data[key]) and data[key] > 0, key
+    # A property of the path, not a timing: blocks 1 to 4 run once per image for parts 2 to 4.
+    assert data["frozen_passes_per_image"] <= 1.05
+    assert data["frozen_passes_per_image"] == pytest.approx(1.0)
+    series = data["timings"]["series"]
+    assert len(series["part2_head"]["epoch_seconds"]) == 10  # notebook 02's EPOCHS
+    assert len(series["part3_epochs"]["epoch_seconds"]) == 3
+    assert series["seconds"] == pytest.approx(
+        series["part2_s"] + series["part3_s"] + series["part4_s"]
+    )
+    assert f"frozen_passes_per_image {data['frozen_passes_per_image']:.3f}" in printed
+
+
 def test_caches_hold_every_image_and_phase_1_features_stay_small(report):
     data, _ = report
     project = data["timings"]["project"]
@@ -141,6 +157,18 @@ def test_a_results_file_renders_with_its_machine_date_and_versions(report, speed
     assert "benchmarks/results/some-machine.json" in text
     assert "A quick run" in text  # quick numbers are never shown as real ones
     assert "A quick run" not in speed.render_run(data | {"quick": False}, "x.json")
+    summary = data["summary"]
+    assert f"{summary['series_speedup']:.1f}x |" in text
+    assert f"{summary['frozen_passes_per_image']:.2f} times per image" in text
+    # A file measured before the series was timed says so, instead of showing no figure.
+    older = data | {
+        "summary": {
+            k: v
+            for k, v in summary.items()
+            if not k.startswith(("series", "naive_series", "project_series", "frozen"))
+        }
+    }
+    assert "run `python benchmarks/speed.py --save` again" in speed.render_run(older, "x.json")
 
 
 def layer_summary(model) -> list:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -247,3 +248,107 @@ def test_a_bad_parameter_stops_the_run_with_one_line(tmp_path, easy_folder):
     assert "Traceback" not in error and "MaxPooling2D" not in error
     assert len(error.strip().splitlines()) == 4
     assert (the_run_dir(runs) / "report.html").is_file()
+
+
+# Part 3's training stops after its 2nd epoch, once the backup is saved, and waits there for
+# the test to kill the run. The flag file says it got there (and lets the resumed run through).
+PAUSE_IN_PART_3 = """
+import time
+from pathlib import Path
+
+import keras
+
+_flag = Path({flag!r})
+_plain_on_epoch_end = keras.callbacks.BackupAndRestore.on_epoch_end
+
+
+def _pause_after_epoch_2(self, epoch, logs=None):
+    _plain_on_epoch_end(self, epoch, logs)
+    if epoch == 1 and "fine_tuning" in str(self.backup_dir) and not _flag.exists():
+        _flag.touch()
+        time.sleep(300)  # killed here by the test
+
+
+keras.callbacks.BackupAndRestore.on_epoch_end = _pause_after_epoch_2
+"""
+
+
+def kill_run_when(process: subprocess.Popen, flag: Path, timeout: float = 300) -> None:
+    """Wait for `flag`, then SIGKILL the run's process group; its kernels follow it."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while not flag.exists():
+        assert process.poll() is None, "the run ended before part 3 paused"
+        assert time.monotonic() < deadline, "part 3 never paused"
+        time.sleep(0.2)
+    kernels = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    # A kernel runs in a session of its own; it exits when it sees its parent gone.
+    _, left = psutil.wait_procs(kernels, timeout=15)
+    for kernel in left:
+        kernel.kill()
+
+
+def test_a_run_killed_in_part_3_completes_with_resume(tmp_path, easy_folder):
+    runs = tmp_path / "runs"
+    flag = tmp_path / "paused_in_part_3"
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "pause.py").write_text(PAUSE_IN_PART_3.format(flag=str(flag)))
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environment["IPYTHONDIR"] = str(tmp_path / "ipython")
+    arguments = tiny_arguments(easy_folder, runs) + ["-p", "FINE_TUNE_EPOCHS", "4"]
+    with open(tmp_path / "killed_run.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_series.py"), *arguments, "--notebooks", "02", "03"],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, killed as a whole
+        )
+        try:
+            kill_run_when(process, flag)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    run_dir = the_run_dir(runs)
+    assert (run_dir / "resume" / "fine_tuning" / "backup").is_dir()
+    assert not (run_dir / "metrics.json").exists()
+    part_2 = run_dir / "02_feature_extraction.ipynb"
+    part_2_before = part_2.stat().st_mtime_ns
+
+    result = run_cli("--resume", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert f"Resuming the run in {run_dir}" in out
+    assert "Kept, finished before: 02_feature_extraction.ipynb" in out
+    assert "Running again: 03_fine_tuning.ipynb." in out
+    assert "[1/2]" not in out and "[2/2] 03_fine_tuning.ipynb" in out
+    assert re.search(r"(?m)^\s+Epoch 3/4$", out) and "Epoch 1/4" not in out, "it started over"
+    assert part_2.stat().st_mtime_ns == part_2_before  # kept as it was
+    executed = nbformat.read(run_dir / "03_fine_tuning.ipynb", as_version=4)
+    assert "Reusing the frozen store" in notebook_text(executed)
+    assert (run_dir / "metrics.json").is_file()
+    history = json.loads((run_dir / "fine_tuned.json").read_text())["history"]
+    assert len(history["loss"]) == 4
+    state = json.loads((run_dir / run_series.RUN_STATE).read_text())
+    assert list(state["finished"]) == ["02_feature_extraction.ipynb", "03_fine_tuning.ipynb"]
+    assert state["parameters"]["FINE_TUNE_EPOCHS"] == 4
+    assert "Time per notebook:" in out and f"Report:  {run_dir / 'report.html'}" in out
+
+
+def test_resume_keeps_the_run_s_own_settings(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        run_series.main(["--resume", str(tmp_path), "-p", "EPOCHS", "3", "--weights", "none"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert "-p, --weights cannot be given with it" in error
+    with pytest.raises(SystemExit) as stopped:
+        run_series.main(["--resume", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert f"--resume: {tmp_path.resolve()} has no readable run.json" in capsys.readouterr().err

@@ -41,7 +41,20 @@ from .duplicates import (
     group_duplicates,
 )
 from .evaluation import binary_metrics, float32_copy, grad_cam, predict_file
-from .feature_store import FeatureFile, cache_features, cached_batches
+from .feature_store import (
+    STORE_SPLITS,
+    FeatureFile,
+    Progress,
+    build_frozen_store,
+    cache_features,
+    cached_batches,
+    check_free_space,
+    frozen_store,
+    last_frozen_layer,
+    layer_before,
+    open_frozen_store,
+    store_fingerprint,
+)
 from .machine import (
     GOOGLE_DRIVE,
     check_gpu,
@@ -62,12 +75,14 @@ from .training import (
     count_multiply_adds,
     count_parameters,
     explain_weights_download,
+    finish_epoch_log,
     history_dict,
     load_json,
     load_model_from,
     print_trainable_counts,
     save_json,
     saved_image_size,
+    start_epoch_log,
     vgg16_preprocessing,
 )
 from .your_images import (
@@ -161,6 +176,15 @@ __all__ = [
     "FeatureFile",
     "cache_features",
     "cached_batches",
+    "Progress",
+    "STORE_SPLITS",
+    "layer_before",
+    "last_frozen_layer",
+    "store_fingerprint",
+    "open_frozen_store",
+    "check_free_space",
+    "build_frozen_store",
+    "frozen_store",
     "count_parameters",
     "count_multiply_adds",
     "MULTIPLY_ADD_LAYERS",
@@ -168,6 +192,8 @@ __all__ = [
     "save_json",
     "load_json",
     "history_dict",
+    "start_epoch_log",
+    "finish_epoch_log",
     "VGG16_WEIGHTS_URL",
     "explain_weights_download",
     "load_model_from",

@@ -1,9 +1,18 @@
 """The feature store: what the frozen layers output, computed once and read many times."""
 
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import keras
 import numpy as np
 import tensorflow as tf
 
 from .data_in import without_autotune
+from .messages import CannotContinue
 
 
 class FeatureFile:
@@ -31,11 +40,38 @@ class FeatureFile:
         return np.stack(rows).reshape(-1, *self.row_shape)
 
 
-def cache_features(extractor, batches, cache_file=None):
+class Progress:
+    """Prints, every `every` seconds and at the end: images done, images per second, time left."""
+
+    def __init__(self, name, total=None, every=15.0):
+        self.name, self.total, self.every = name, total, every
+        self.done, self.start = 0, time.time()
+        self.last = self.start
+
+    def add(self, images):
+        self.done += images
+        if time.time() - self.last >= self.every:
+            self.last = time.time()
+            print(self.line(), flush=True)
+
+    def line(self):
+        seconds = max(time.time() - self.start, 1e-9)
+        rate = self.done / seconds
+        if self.total and 0 < self.done < self.total:
+            left = (self.total - self.done) / rate
+            return (
+                f"{self.name}: {self.done} of {self.total} images, {rate:.0f}/s, "
+                f"about {left:.0f} s left"
+            )
+        return f"{self.name}: {self.done} images in {seconds:.1f} s, {rate:.0f}/s"
+
+
+def cache_features(extractor, batches, cache_file=None, progress=None):
     """Run `extractor` once over `batches`; return (features as float16, labels).
 
     Without cache_file the features stay in memory (fine for 512 numbers per image). With
     cache_file they go to that file and come back as a FeatureFile (for large feature maps).
+    `progress` (a Progress) hears of every batch.
     """
     labels, chunks = [], []
     output = open(cache_file, "wb") if cache_file else None
@@ -46,7 +82,9 @@ def cache_features(extractor, batches, cache_file=None):
                 output.write(features.tobytes())
             else:
                 chunks.append(features)
-            labels.append(batch_labels.numpy())
+            labels.append(np.asarray(batch_labels))
+            if progress:
+                progress.add(len(features))
     finally:
         if output:
             output.close()
@@ -75,3 +113,154 @@ def cached_batches(features, labels, batch_size, shuffle=False, seed=None):
         order = order.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
     batches = order.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE)
     return without_autotune(batches.prefetch(tf.data.AUTOTUNE))
+
+
+STORE_SPLITS = ("train", "validation", "test")
+
+
+def layer_before(model, layer_name):
+    """The name of the layer just before `layer_name` in `model`."""
+    names = [layer.name for layer in model.layers]
+    if layer_name not in names:
+        blocks = ", ".join(name for name in names if name.endswith("_conv1"))
+        raise CannotContinue(f"UNFREEZE_FROM={layer_name!r} is not a layer. Try one of: {blocks}")
+    return names[names.index(layer_name) - 1]
+
+
+def last_frozen_layer(model):
+    """The layer before the first one that learns: what the frozen store keeps the output of."""
+    names = [layer.name for layer in model.layers]
+    first = next(i for i, layer in enumerate(model.layers[1:], 1) if layer.trainable)
+    return names[first - 1]
+
+
+def store_fingerprint(data, image_size, model, layer) -> dict:
+    """What stored outputs depend on: data and splits, image size, weights, layer, precision.
+
+    The weights are a digest of the frozen layers' actual numbers, so random weights (WEIGHTS
+    = None) with another seed, or other pretrained weights, never reuse a store.
+    """
+    membership = hashlib.sha256()
+    for split in STORE_SPLITS:
+        paths = data.file_paths(split)  # None for TFDS: its slices are fixed
+        membership.update(json.dumps([split, data.counts[split], paths]).encode())
+    weights = hashlib.sha256()
+    for current in model.layers:
+        for weight in current.weights:
+            weights.update(np.asarray(weight.numpy(), dtype=np.float32).tobytes())
+        if current.name == layer:
+            break
+    return {
+        "data_source": data.source,
+        "split_membership": membership.hexdigest()[:16],
+        "IMG_SIZE": int(image_size),
+        "weights": weights.hexdigest()[:16],
+        "layer": layer,
+        "precision": model.get_layer(layer).dtype_policy.name,
+        "stored_as": "float16",
+    }
+
+
+def open_frozen_store(folder, fingerprint, quiet=False, building=True):
+    """The stored splits {split: (FeatureFile, labels)} if `folder` holds them for `fingerprint`.
+
+    None otherwise, with a one-line note that says why (unless quiet) and what happens instead:
+    the store is built (`building`), or the whole model runs.
+    """
+    folder = Path(folder)
+    saved_path = folder / "fingerprint.json"
+    when_missing, when_changed = ("building it", "rebuilding it")
+    if not building:
+        when_missing = when_changed = "the whole model runs instead"
+    if not saved_path.is_file():
+        if not quiet:
+            print(f"No frozen store in {folder} yet: {when_missing}.")
+        return None
+    saved = json.loads(saved_path.read_text())
+    changed = [
+        name for name in fingerprint if saved.get("fingerprint", {}).get(name) != fingerprint[name]
+    ]
+    if changed:
+        if "layer" in changed and "weights" in changed:
+            changed.remove("weights")  # other layers, other weights: not worth a mention
+        if not quiet:
+            details = ", ".join(
+                f"{name} {saved.get('fingerprint', {}).get(name)!r} -> {fingerprint[name]!r}"
+                for name in changed
+            )
+            print(
+                f"The frozen store in {folder} was made for other settings ({details}): "
+                f"{when_changed}."
+            )
+        return None
+    row_shape = tuple(saved["row_shape"])
+    stored = {}
+    for split in STORE_SPLITS:
+        labels = np.load(folder / f"{split}.labels.npy")
+        stored[split] = (FeatureFile(folder / f"{split}.f16", row_shape, len(labels)), labels)
+    return stored
+
+
+def check_free_space(folder, needed_bytes) -> None:
+    """Stop with a clear message when `needed_bytes` will not fit on the disk of `folder`."""
+    folder = Path(folder)
+    existing = next(parent for parent in [folder, *folder.parents] if parent.exists())
+    free = shutil.disk_usage(existing).free
+    if needed_bytes > free:
+        raise CannotContinue(
+            f"The frozen store needs {needed_bytes / 2**30:.2f} GiB in {folder}, but only "
+            f"{free / 2**30:.2f} GiB are free there.\nWhat to do: free some disk space, set "
+            "ARTIFACTS_DIR to a disk with more room, use a smaller IMG_SIZE, or set "
+            "USE_FEATURE_CACHE = False (slower: every epoch runs the whole network)."
+        )
+
+
+def build_frozen_store(folder, fingerprint, extractor, split_batches, counts):
+    """Run `extractor` once over each split's batches and store its outputs in `folder`.
+
+    split_batches: {split: batches of (images, labels)}; counts: {split: number of images}.
+    Written to a temporary folder first, then renamed: a store cut off half-way is never used.
+    Returns the stored splits, as open_frozen_store does.
+    """
+    folder = Path(folder)
+    row_shape = tuple(extractor.output.shape[1:])
+    total = sum(counts.values())
+    needed = total * int(np.prod(row_shape)) * 2
+    check_free_space(folder.parent, needed)
+    print(
+        f"Frozen store: {total} images x {row_shape} float16 = {needed / 2**20:.1f} MiB in {folder}"
+    )
+    for left_over in folder.parent.glob(f"{folder.name}.partial-*"):  # from a run cut off
+        shutil.rmtree(left_over, ignore_errors=True)
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    partial.mkdir(parents=True)
+    progress = Progress(f"Through the frozen layers up to {fingerprint['layer']}", total)
+    for split in STORE_SPLITS:
+        _, labels = cache_features(
+            extractor, split_batches[split], partial / f"{split}.f16", progress
+        )
+        np.save(partial / f"{split}.labels.npy", labels)
+    print(progress.line())
+    (partial / "fingerprint.json").write_text(
+        json.dumps({"fingerprint": fingerprint, "row_shape": list(row_shape)}, indent=2)
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return open_frozen_store(folder, fingerprint, quiet=True)
+
+
+def frozen_store(folder, data, model, layer, image_size, batch_size):
+    """The outputs of `model`'s layers up to `layer` for every image of every split.
+
+    Reused from `folder` when its fingerprint matches; built there (once) otherwise.
+    """
+    fingerprint = store_fingerprint(data, image_size, model, layer)
+    stored = open_frozen_store(folder, fingerprint)
+    if stored is not None:
+        mib = sum(features.nbytes for features, _ in stored.values()) / 2**20
+        print(f"Reusing the frozen store in {folder} ({layer} outputs, {mib:.1f} MiB)")
+        return stored
+    extractor = keras.Model(model.input, model.get_layer(layer).output)
+    batches = {split: data.batches(split, image_size, batch_size) for split in STORE_SPLITS}
+    counts = {split: sum(data.counts[split]) for split in STORE_SPLITS}
+    return build_frozen_store(folder, fingerprint, extractor, batches, counts)

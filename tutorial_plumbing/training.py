@@ -1,7 +1,9 @@
 """Training: parameter counts, histories, JSON files, the weights download, saved models."""
 
 import contextlib
+import csv
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -85,6 +87,35 @@ def load_json(path):
 def history_dict(history) -> dict:
     """A Keras History as plain lists of floats, ready for JSON."""
     return {name: [float(value) for value in values] for name, values in history.history.items()}
+
+
+def start_epoch_log(folder):
+    """A CSVLogger for fit() that goes on with the log of a training cut off, or starts anew.
+
+    `folder` holds the log and, in folder/backup, what BackupAndRestore saved. Without a backup
+    there is nothing to resume, so an old log is dropped.
+    """
+    folder = Path(folder)
+    log = folder / "epochs.csv"
+    if not (folder / "backup").exists() and log.exists():
+        log.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    return keras.callbacks.CSVLogger(str(log), append=True)
+
+
+def finish_epoch_log(folder) -> dict:
+    """Every epoch's numbers, from all pieces of a training (as history_dict); then `folder` goes.
+
+    An epoch logged twice (cut off after the log, before the backup) counts once: its last run.
+    """
+    folder = Path(folder)
+    rows = {}
+    with open(folder / "epochs.csv", newline="") as file:
+        for row in csv.DictReader(file):
+            rows[int(row.pop("epoch"))] = {name: float(value) for name, value in row.items()}
+    shutil.rmtree(folder, ignore_errors=True)
+    names = rows[min(rows)]
+    return {name: [rows[epoch][name] for epoch in sorted(rows)] for name in names}
 
 
 VGG16_WEIGHTS_URL = (

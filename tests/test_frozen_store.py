@@ -1,0 +1,222 @@
+"""The frozen store: the layers that stay frozen run once per image for the whole series.
+
+Part 2 runs them over every split and stores their output; part 3 fine-tunes from the store
+and part 4 predicts the test set from it, neither running those layers again. A kernel
+start-up script counts the images that go through `block1_conv1` in each notebook cell.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from conftest import TINY, build_notebook_02_model, notebook_text, run_notebooks
+
+import tutorial_plumbing as plumbing
+
+# Every image through block1_conv1 appends "<cell number> <images>" to a file, when it runs
+# (in fit, predict or eager calls alike), not when a function is traced. Counting stops at
+# part 4's export cell: TFLite cannot convert the counting operation.
+COUNT_FROZEN_PASSES = """
+import keras
+import tensorflow as tf
+from IPython import get_ipython
+
+_count_file = {path!r}
+_plain_call = keras.layers.Conv2D.call
+_counting = [True]
+
+
+def _stop_before_export(info):
+    if "= float32_copy(model)" in info.raw_cell:
+        _counting[0] = False
+
+
+get_ipython().events.register("pre_run_cell", _stop_before_export)
+
+
+def _record(images):
+    with open(_count_file, "a") as file:
+        file.write(f"{{get_ipython().execution_count}} {{int(images)}}\\n")
+    return images
+
+
+def _counted_call(self, inputs, *args, **kwargs):
+    if self.name == "block1_conv1" and _counting[0]:
+        images = tf.numpy_function(_record, [tf.shape(inputs)[0]], tf.int32, stateful=True)
+        with tf.control_dependencies([images]):
+            inputs = tf.identity(inputs)
+    return _plain_call(self, inputs, *args, **kwargs)
+
+
+keras.layers.Conv2D.call = _counted_call
+"""
+
+
+def passes_by_cell(count_file: Path, notebook) -> dict:
+    """{source of the cell: images through block1_conv1 in it}."""
+    sources = {cell.get("execution_count"): cell.source for cell in notebook.cells}
+    counts = {}
+    if count_file.exists():
+        for line in count_file.read_text().splitlines():
+            cell, images = map(int, line.split())
+            counts[sources[cell]] = counts.get(sources[cell], 0) + images
+    return counts
+
+
+def run_counted(run_dir: Path, prefix: str, parameters: dict) -> tuple:
+    count_file = run_dir.parent / f"passes_{prefix}_{len(list(run_dir.parent.glob('passes_*')))}"
+    startup = {"count_frozen_passes.py": COUNT_FROZEN_PASSES.format(path=str(count_file))}
+    executed = run_notebooks(run_dir, [prefix], parameters, startup)[prefix]
+    return passes_by_cell(count_file, executed), executed
+
+
+@pytest.fixture(scope="module")
+def stored_series(tmp_path_factory, easy_folder):
+    run_dir = tmp_path_factory.mktemp("stored") / "run"
+    parameters = dict(TINY, DATA_DIR=str(easy_folder), USE_FEATURE_CACHE=True)
+    passes = {}
+    executed = {}
+    for prefix in ["02", "03", "04"]:
+        passes[prefix], executed[prefix] = run_counted(run_dir, prefix, parameters)
+    return run_dir, parameters, passes, executed
+
+
+def test_part_2_runs_each_image_once_through_the_frozen_layers(stored_series, easy_folder):
+    run_dir, _, passes, executed = stored_series
+    data = plumbing.load_two_class_data(str(easy_folder), seed=TINY["SEED"])
+    images = sum(sum(counts) for counts in data.counts.values())
+    assert sum(passes["02"].values()) == images  # frozen passes per image: 1
+    stored = json.loads((run_dir / "frozen_store" / "fingerprint.json").read_text())
+    assert stored["fingerprint"]["layer"] == "block4_pool"
+    assert stored["fingerprint"]["IMG_SIZE"] == TINY["IMG_SIZE"]
+    assert "Through the frozen layers up to block4_pool:" in notebook_text(executed["02"])
+
+
+def test_parts_3_and_4_do_not_run_the_frozen_layers_on_stored_splits(stored_series):
+    _, _, passes, executed = stored_series
+    assert passes["03"] == {}, "part 3 ran blocks 1 to 4 again"
+    assert "Reusing the frozen store" in notebook_text(executed["03"])
+    test_cell = [source for source in passes["04"] if "probabilities =" in source]
+    assert test_cell == [], "part 4 predicted the test set through the whole model"
+    # Grad-CAM, the new photo and the export check still use the whole model.
+    assert sum(passes["04"].values()) > 0
+
+
+def test_another_unfreeze_from_rebuilds_the_store(stored_series, easy_folder):
+    run_dir, parameters, _, _ = stored_series
+    passes, executed = run_counted(run_dir, "03", dict(parameters, UNFREEZE_FROM="block4_conv1"))
+    text = notebook_text(executed)
+    assert (
+        "was made for other settings (layer 'block4_pool' -> 'block3_pool'): rebuilding it." in text
+    )
+    assert sum(passes.values()) > 0
+    stored = json.loads((run_dir / "frozen_store" / "fingerprint.json").read_text())
+    assert stored["fingerprint"]["layer"] == "block3_pool"
+
+
+def small_data(folder):
+    return plumbing.load_two_class_data(str(folder), seed=TINY["SEED"])
+
+
+def test_a_changed_image_size_rebuilds_the_store(tmp_path, easy_folder, capsys):
+    data = small_data(easy_folder)
+    folder = tmp_path / "frozen_store"
+    model = build_notebook_02_model(32)
+    plumbing.frozen_store(folder, data, model, "block4_pool", 32, 8)
+    plumbing.frozen_store(folder, data, model, "block4_pool", 32, 8)
+    assert "Reusing the frozen store" in capsys.readouterr().out
+    bigger = build_notebook_02_model(48)
+    stored = plumbing.frozen_store(folder, data, bigger, "block4_pool", 48, 8)
+    assert "(IMG_SIZE 32 -> 48" in capsys.readouterr().out
+    assert stored["train"][0].shape[1:] == (3, 3, 512)
+
+
+def test_stored_and_whole_model_predictions_agree(tmp_path, easy_folder):
+    data = small_data(easy_folder)
+    model = build_notebook_02_model(32, seed=1)
+    stored = plumbing.frozen_store(tmp_path / "store", data, model, "block4_pool", 32, 8)
+    after_store = keras.Model(model.get_layer("block4_pool").output, model.output)
+    features, labels = stored["test"]
+    from_store = after_store.predict(plumbing.cached_batches(features, labels, 8), verbose=0)
+    whole = model.predict(data.batches("test", 32, 8), verbose=0)
+    np.testing.assert_allclose(from_store, whole, atol=1e-2)
+    assert labels.tolist() == [
+        int(label) for _, batch in data.batches("test", 32, 8) for label in batch
+    ]
+
+
+def test_a_store_cut_off_half_way_is_never_used(tmp_path, easy_folder, monkeypatch):
+    data = small_data(easy_folder)
+    model = build_notebook_02_model(32)
+    folder = tmp_path / "frozen_store"
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt  # the kernel stopped while writing
+
+    with monkeypatch.context() as patch:
+        patch.setattr(np, "save", broken)
+        with pytest.raises(KeyboardInterrupt):
+            plumbing.frozen_store(folder, data, model, "block4_pool", 32, 8)
+    assert not folder.exists()
+    fingerprint = plumbing.store_fingerprint(data, 32, model, "block4_pool")
+    assert plumbing.open_frozen_store(folder, fingerprint) is None
+    stored = plumbing.frozen_store(folder, data, model, "block4_pool", 32, 8)
+    assert len(stored["train"][1]) == sum(data.counts["train"])
+    assert [p.name for p in tmp_path.iterdir()] == ["frozen_store"]  # no partial left
+
+
+def test_a_store_that_will_not_fit_stops_with_a_clear_message(tmp_path, easy_folder, monkeypatch):
+    data = small_data(easy_folder)
+    model = build_notebook_02_model(32)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 1000))
+    with pytest.raises(plumbing.CannotContinue, match="only 0.00 GiB are free"):
+        plumbing.frozen_store(tmp_path / "store", data, model, "block4_pool", 32, 8)
+    assert not (tmp_path / "store").exists()
+
+
+# The first run of a training raises after its 2nd epoch, once the backup is saved: a kernel
+# killed there. The flag file makes the second run go through.
+KILL_AFTER_EPOCH_2 = """
+from pathlib import Path
+
+import keras
+
+_flag = Path({flag!r})
+_plain_on_epoch_end = keras.callbacks.BackupAndRestore.on_epoch_end
+
+
+def _killed_after_epoch_2(self, epoch, logs=None):
+    _plain_on_epoch_end(self, epoch, logs)
+    if epoch == 1 and not _flag.exists():
+        _flag.touch()
+        raise RuntimeError("kernel killed after epoch 2 (simulated by the tests)")
+
+
+keras.callbacks.BackupAndRestore.on_epoch_end = _killed_after_epoch_2
+"""
+
+
+def test_a_training_killed_after_its_second_epoch_resumes_to_the_right_count(tmp_path, easy_folder):
+    import papermill
+
+    run_dir = tmp_path / "run"
+    parameters = dict(
+        TINY, DATA_DIR=str(easy_folder), EPOCHS=4, FINE_TUNE_EPOCHS=4, USE_FEATURE_CACHE=True
+    )
+    for prefix, name, log in [
+        ("02", "head_trained.json", "head"),
+        ("03", "fine_tuned.json", "fine_tuning"),
+    ]:
+        startup = {"kill.py": KILL_AFTER_EPOCH_2.format(flag=str(tmp_path / f"killed_{prefix}"))}
+        with pytest.raises(papermill.PapermillExecutionError, match="kernel killed"):
+            run_notebooks(run_dir, [prefix], parameters, startup)
+        assert (run_dir / "resume" / log / "backup").is_dir()
+        executed = run_notebooks(run_dir, [prefix], parameters, startup)[prefix]
+        text = notebook_text(executed)
+        assert "Epoch 3/4" in text and "Epoch 1/4" not in text, "it started over"
+        history = json.loads((run_dir / name).read_text())["history"]
+        assert len(history["loss"]) == len(history["val_loss"]) == 4
+        assert not (run_dir / "resume" / log).exists()
