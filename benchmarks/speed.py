@@ -938,18 +938,25 @@ def render_cost() -> str:
             "",
             "- "
             + paragraph(
-                f"""**Phase 1 (part 2)**: the frozen base runs once per image. Its {pooled}
-                pooled features are kept as float16 ({kib(pooled_bytes)} per image) and the head
-                trains on them for as many epochs as you like."""
+                f"""**One frozen pass (part 2)**: the layers that stay frozen in part 3, everything
+                up to `{CACHED_LAYER}`, run once per image, for all three splits. Their output
+                is stored as float16 in `ARTIFACTS_DIR/frozen_store`: {shape} values,
+                {kib(block4_bytes)} per image at {size} pixels,
+                {block4_bytes * all_images / 2**30:.1f} GiB for all {all_images:,} images of
+                cats_vs_dogs, on local disk (the operating system keeps it in memory when there
+                is room)."""
             ).replace("\n", "\n  "),
             "- "
             + paragraph(
-                f"""**Phase 2 (part 3)**: everything up to `{CACHED_LAYER}` stays frozen, so its
-                output is cached once, as float16: {shape} values, {kib(block4_bytes)} per image
-                at {size} pixels, {block4_bytes * all_images / 2**30:.1f} GiB for all
-                {all_images:,} images of cats_vs_dogs, in a file on local disk (the operating
-                system keeps it in memory when there is room). Each epoch then runs only
-                `block5` and the head."""
+                f"""**The head (part 2)**: `block5` and the pooling run once on the stored maps;
+                their {pooled} pooled features per image ({kib(pooled_bytes)} in float16) are
+                what the head trains on, for as many epochs as you like."""
+            ).replace("\n", "\n  "),
+            "- "
+            + paragraph(
+                """**Fine-tuning and evaluation (parts 3 and 4)**: each epoch runs only `block5`
+                and the head on the store, and part 4 predicts the test split from it. Grad-CAM,
+                a new photo and the exports use the whole model."""
             ).replace("\n", "\n  "),
         ]
     )
