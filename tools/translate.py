@@ -562,23 +562,28 @@ def translated_notebook(path: Path) -> str:
 # Command line
 
 
+def generated_files() -> list:
+    """(output path, function that writes its text) for each file this tool generates."""
+    notebooks = [
+        (OUTPUT / notebook.name, lambda notebook=notebook: translated_notebook(notebook))
+        for notebook in english_notebooks()
+    ]
+    documents = [
+        (output, lambda document=document: translated_document(document))
+        for document, output in DOCUMENTS.items()
+    ]
+    return notebooks + documents
+
+
 def stale_files() -> list:
-    """Catalogs and generated notebooks that differ from what this tool would write now."""
+    """Catalogs and generated files that differ from what this tool would write now."""
     stale = []
     for path, msgids in wanted_entries().items():
         if not path.exists() or str(updated_catalog(path, msgids)) != str(load_catalog(path)):
             stale.append(path)
-    for notebook in english_notebooks():
-        output = OUTPUT / notebook.name
+    for output, generate in generated_files():
         try:
-            expected = translated_notebook(notebook)
-        except SystemExit:
-            expected = None
-        if expected is None or not output.exists() or output.read_text() != expected:
-            stale.append(output)
-    for document, output in DOCUMENTS.items():
-        try:
-            expected = translated_document(document)
+            expected = generate()
         except SystemExit:
             expected = None
         if expected is None or not output.exists() or output.read_text() != expected:
@@ -611,19 +616,9 @@ def main(argv=None) -> int:
     if args.missing:
         return 1 if missing else 0
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    for notebook in english_notebooks():
+    for output, generate in generated_files():
         try:
-            text = translated_notebook(notebook)
-        except SystemExit as incomplete:
-            print(f"not written: {incomplete}")
-            continue
-        output = OUTPUT / notebook.name
-        if not output.exists() or output.read_text() != text:
-            output.write_text(text)
-            print(f"wrote {output.relative_to(ROOT)}")
-    for document, output in DOCUMENTS.items():
-        try:
-            text = translated_document(document)
+            text = generate()
         except SystemExit as incomplete:
             print(f"not written: {incomplete}")
             continue
