@@ -168,6 +168,25 @@ def test_a_store_cut_off_half_way_is_never_used(tmp_path, easy_folder, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["frozen_store"]  # no partial left
 
 
+def test_progress_says_images_done_rate_and_time_left_and_ends_once(monkeypatch, capsys):
+    clock = [1000.0]
+    monkeypatch.setattr(plumbing.feature_store.time, "time", lambda: clock[0])
+    progress = plumbing.Progress("Through the frozen layers", total=300, every=10)
+    for _ in range(3):  # 100 images every 10 s: a line each time
+        clock[0] += 10
+        progress.add(100)
+    progress.finish()  # the last line already said it all
+    assert capsys.readouterr().out.splitlines() == [
+        "Through the frozen layers: 100 of 300 images, 10/s, about 20 s left",
+        "Through the frozen layers: 200 of 300 images, 10/s, about 10 s left",
+        "Through the frozen layers: 300 images in 30.0 s, 10/s",
+    ]
+    clock[0] += 5
+    progress.add(20)  # too soon for a line of its own: finish() says it
+    progress.finish()
+    assert capsys.readouterr().out == "Through the frozen layers: 320 images in 35.0 s, 9/s\n"
+
+
 def test_a_store_that_will_not_fit_stops_with_a_clear_message(tmp_path, easy_folder, monkeypatch):
     data = small_data(easy_folder)
     model = build_notebook_02_model(32)

@@ -46,13 +46,21 @@ class Progress:
     def __init__(self, name, total=None, every=15.0):
         self.name, self.total, self.every = name, total, every
         self.done, self.start = 0, time.time()
-        self.last = self.start
+        self.last, self.reported = self.start, None
 
     def add(self, images):
         self.done += images
         if time.time() - self.last >= self.every:
-            self.last = time.time()
-            print(self.line(), flush=True)
+            self.report()
+
+    def report(self):
+        self.last, self.reported = time.time(), self.done
+        print(self.line(), flush=True)
+
+    def finish(self):
+        """The last line, unless the line printed last already said it."""
+        if self.reported != self.done:
+            self.report()
 
     def line(self):
         seconds = max(time.time() - self.start, 1e-9)
@@ -240,7 +248,7 @@ def build_frozen_store(folder, fingerprint, extractor, split_batches, counts):
             extractor, split_batches[split], partial / f"{split}.f16", progress
         )
         np.save(partial / f"{split}.labels.npy", labels)
-    print(progress.line())
+    progress.finish()
     (partial / "fingerprint.json").write_text(
         json.dumps({"fingerprint": fingerprint, "row_shape": list(row_shape)}, indent=2)
     )
