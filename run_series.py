@@ -16,6 +16,7 @@ A run writes its parameters, notebooks and language to run.json in its folder, a
 notebook's name there once it has finished. `--resume RUN_DIR` continues a run that was killed
 with the same settings: the finished notebooks stay as they are, the interrupted one runs again
 and picks up the frozen store and the training backups it left in RUN_DIR (its ARTIFACTS_DIR).
+Stopped with Ctrl-C or a TERM signal, a run shuts its kernel down and prints that command.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ import argparse
 import ast
 import datetime as dt
 import json
+import logging
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -363,6 +366,17 @@ def resumed_state(parser, args) -> tuple[Path, dict]:
     return run_dir, state
 
 
+class Stopped(Exception):
+    """The run was asked to stop: Ctrl-C (SIGINT) or SIGTERM."""
+
+
+def stop_on_signal(number, frame):
+    # What papermill and asyncio log while the kernel shuts down ("Kernel died", tasks left
+    # over) is noise once the reader has asked for the stop: main() says what happened.
+    logging.disable(logging.CRITICAL)
+    raise Stopped("Ctrl-C" if number == signal.SIGINT else signal.Signals(number).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -446,8 +460,22 @@ def main(argv: list[str] | None = None) -> int:
         write_run_state(run_dir, state)
         count = f"{len(notebooks)} notebook{'s' if len(notebooks) > 1 else ''}"
         print(f"Running {count} into {run_dir}", flush=True)
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     try:
         seconds, executed = run_series(notebooks, parameters, run_dir, state=state)
+    except (Stopped, KeyboardInterrupt) as stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the kernel stops
+        logging.disable(logging.CRITICAL)
+        why = f"by {stop}" if isinstance(stop, Stopped) else "by Ctrl-C"  # before the handler
+        finished = [name for name in state["notebooks"] if name in state["finished"]]
+        print(f"\nStopped {why}.", file=sys.stderr)
+        print(f"Finished before the stop: {', '.join(finished) or 'none'}.", file=sys.stderr)
+        print(
+            f"To continue where it stopped: python run_series.py --resume {run_dir}",
+            file=sys.stderr,
+        )
+        return 130
     except NotebookFailed as failure:
         place = f"cell [{failure.cell}]" if failure.cell else "a cell"
         if failure.section:

@@ -86,6 +86,11 @@ def test_the_series_runs_the_frozen_layers_once_per_image(report):
         series["part2_s"] + series["part3_s"] + series["part4_s"]
     )
     assert f"frozen_passes_per_image {data['frozen_passes_per_image']:.3f}" in printed
+    # Where the series' seconds went beyond its ideal adds up to what was measured.
+    summary = data["summary"]
+    pieces = ("series_ideal_s", "series_gap_fine_tuning_s", "series_gap_other_s")
+    assert sum(summary[key] for key in pieces) == pytest.approx(summary["project_series_s"])
+    assert summary["series_ideal_s"] > 0 and summary["series_fine_tune_efficiency"] > 0
 
 
 def test_caches_hold_every_image_and_phase_1_features_stay_small(report):
@@ -169,6 +174,57 @@ def test_a_results_file_renders_with_its_machine_date_and_versions(report, speed
         }
     }
     assert "run `python benchmarks/speed.py --save` again" in speed.render_run(older, "x.json")
+
+
+def test_full_run_estimates_pay_the_frozen_pass_once_and_one_time_work_once(speed):
+    """Made-up timings with round numbers: the estimate scales per-image work only."""
+    counts = {"train": 80, "validation": 10, "test": 10}
+    batch = 8
+    naive = {
+        "forward_float32": {"images_per_s": 10.0, "warmup_s": 0.9 + 1.0},  # 9 images + 1 s
+        "phase1_fit": {"seconds_per_image": 0.1, "warmup_s": 0.8 + 2.0},  # 8 images + 2 s
+        "phase2_fit": {"seconds_per_image": 0.2, "warmup_s": 1.6 + 3.0},  # 8 images + 3 s
+    }
+    gflops = {
+        "base_forward": 30.0,
+        "to_block4_pool_forward": 27.0,
+        "block5_and_head_forward": 3.0,
+        "block5_and_head_train_step": 8.0,
+    }
+    project = {
+        "forward_float32": {"images_per_s": 10.0},
+        "phase2_caching": {"images_per_s": 20.0},  # the same pass as the store, traced before
+        "gflops": gflops,
+    }
+    without_cache = {phase: naive[phase] for phase in ("phase1_fit", "phase2_fit")}
+    series = {
+        "store_s": 100 / 20 + 2.0,  # 100 images at 20/s, plus 2 s of tracing
+        "pooled_s": 0.9,
+        "part2_head": {"warmup_s": 0.5, "steady_epoch_s": 0.09},
+        "part3_s": 3.3,  # 0.3 s to reopen the store, then the fit
+        "part3_epochs": {"seconds": 3.0, "warmup_s": 1.0, "steady_epoch_s": 1.0},
+        "part4_s": 0.1,
+    }
+    estimate = speed.full_run_cpu_estimate(
+        naive, project, without_cache, series, counts, "float32", batch
+    )
+    full = speed.FULL_RUN_IMAGES
+    per_epoch = (full["train"] + full["validation"]) / 90  # images per epoch, full over ours
+    assert estimate["project_store_s"] == pytest.approx(sum(full.values()) / 20 + 2.0)
+    assert estimate["project_part2_s"] == pytest.approx(
+        estimate["project_store_s"] + 0.9 * per_epoch + 0.5 + 10 * 0.09 * per_epoch
+    )
+    # Part 3 reuses the store: no pass over the images, its one-time work once.
+    assert estimate["project_part3_s"] == pytest.approx(0.3 + 1.0 + 5 * per_epoch)
+    assert estimate["project_part4_s"] == pytest.approx(0.1 * full["test"] / 10)
+    # The usual recipe: every image through the whole base in every epoch, tracing once a part.
+    evaluation = full["validation"] * 0.1
+    assert estimate["naive_part2_s"] == pytest.approx(10 * (full["train"] * 0.1 + evaluation) + 2)
+    assert estimate["naive_part3_s"] == pytest.approx(5 * (full["train"] * 0.2 + evaluation) + 3)
+    assert estimate["naive_part4_s"] == pytest.approx(full["test"] * 0.1 + 1)
+    assert estimate["series_speedup"] == pytest.approx(
+        estimate["naive_series_s"] / estimate["project_series_s"]
+    )
 
 
 def layer_summary(model) -> list:

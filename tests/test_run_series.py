@@ -342,6 +342,75 @@ def test_a_run_killed_in_part_3_completes_with_resume(tmp_path, easy_folder):
     assert "Time per notebook:" in out and f"Report:  {run_dir / 'report.html'}" in out
 
 
+# The first cell of the run waits, so that the test can stop the run while a kernel works.
+WAIT_IN_FIRST_CELL = """
+import time
+from pathlib import Path
+
+from IPython import get_ipython
+
+_flag = Path({flag!r})
+
+
+def _wait_once(info):
+    if not _flag.exists():
+        _flag.touch()
+        time.sleep(120)  # stopped here by the test
+
+
+get_ipython().events.register("pre_run_cell", _wait_once)
+"""
+
+
+@pytest.mark.parametrize(
+    "signal_name, said", [("SIGINT", "Ctrl-C"), ("SIGTERM", "SIGTERM")], ids=["ctrl-c", "term"]
+)
+def test_a_stopped_run_says_how_to_resume_and_leaves_no_kernel(
+    tmp_path, easy_folder, signal_name, said
+):
+    """Ctrl-C in a terminal, or SIGTERM from `kill` or a job system: a sentence, no traceback."""
+    import time
+
+    import psutil
+
+    runs, flag = tmp_path / "runs", tmp_path / "kernel_busy"
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "wait.py").write_text(WAIT_IN_FIRST_CELL.format(flag=str(flag)))
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environment["IPYTHONDIR"] = str(tmp_path / "ipython")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_series.py"), *tiny_arguments(easy_folder, runs)],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not flag.exists():
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the first cell never ran"
+            time.sleep(0.2)
+        kernels = psutil.Process(process.pid).children(recursive=True)
+        assert kernels
+        os.killpg(process.pid, getattr(signal, signal_name))  # as a terminal sends Ctrl-C
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    run_dir = the_run_dir(runs)
+    assert process.returncode == 130, err[-3000:]
+    assert "Traceback" not in out + err
+    assert f"Stopped by {said}." in err
+    assert "Finished before the stop: none." in err
+    assert f"To continue where it stopped: python run_series.py --resume {run_dir}" in err
+    _, left = psutil.wait_procs(kernels, timeout=30)
+    assert not left, "a kernel outlived the run"
+
+
 def test_resume_keeps_the_run_s_own_settings(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         run_series.main(["--resume", str(tmp_path), "-p", "EPOCHS", "3", "--weights", "none"])
