@@ -59,6 +59,7 @@ import datetime
 import difflib
 import gc
 import json
+import logging
 import os
 import platform
 import re
@@ -72,11 +73,27 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ notes: fatal ones only
 
-import keras  # noqa: E402
+
+@contextlib.contextmanager
+def stderr_to_devnull():
+    """File descriptor 2 to /dev/null: some C++ start-up notes ignore TF_CPP_MIN_LOG_LEVEL."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with stderr_to_devnull():  # TensorFlow's start-up notes, before the report
+    import keras  # noqa: E402
+    import tensorflow as tf  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 from keras.applications import vgg16  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -86,6 +103,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import tutorial_plumbing as plumbing  # noqa: E402
 
+# Python-side notes that say nothing about speed: retracing of the many small models timed
+# here, and tf.data's autotuner option, which the benchmark turns on and off on purpose.
+tf.get_logger().setLevel("ERROR")
+logging.getLogger("absl").setLevel(logging.ERROR)
 # fit() says that it ignores shuffle=True for a tf.data.Dataset: the pipelines shuffle themselves.
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 

@@ -7,15 +7,32 @@ when a kernel starts. Nothing test-specific lives in the notebooks or the plumbi
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    """File descriptor 2 to /dev/null: some C++ start-up notes ignore TF_CPP_MIN_LOG_LEVEL."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 # This process imports TensorFlow too: quietly (its C++ start-up notes would reach the
-# terminal of every test worker). The kernels the tests start get the environment as it was,
-# so the notebooks' own quiet start is what the quiet-output tests check.
+# terminal at the end of a run on several workers). The kernels the tests start get the
+# environment as it was, so the notebooks' own quiet start is what the quiet-output tests check.
 _tf_log_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import keras  # noqa: E402
-import tensorflow  # noqa: E402, F401  (loaded now, while the C++ notes are off)
+with _stderr_to_devnull():
+    import keras  # noqa: E402
+    import tensorflow  # noqa: E402, F401  (loaded now, while the C++ notes are off)
 
 if _tf_log_level is None:
     del os.environ["TF_CPP_MIN_LOG_LEVEL"]
