@@ -168,6 +168,31 @@ def test_a_store_cut_off_half_way_is_never_used(tmp_path, easy_folder, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["frozen_store"]  # no partial left
 
 
+def residual_model():
+    """A stem, then a block whose Add reads the stem around `block_conv` (as ConvNeXt does)."""
+    inputs = keras.Input((32, 32, 3))
+    stem = keras.layers.Conv2D(4, 3, padding="same", name="stem")(inputs)
+    block = keras.layers.Conv2D(4, 3, padding="same", name="block_conv")(stem)
+    joined = keras.layers.Add(name="join")([stem, block])
+    pooled = keras.layers.GlobalAveragePooling2D(name="pooled_features")(joined)
+    return keras.Model(inputs, keras.layers.Dense(1, name="probability")(pooled))
+
+
+def test_a_store_the_rest_of_the_model_cannot_run_from_stops_before_any_work(tmp_path, easy_folder):
+    model = residual_model()
+    assert plumbing.reads_only_from(model, "stem")  # everything after it starts from it
+    assert plumbing.reads_only_from(model, "join")
+    assert not plumbing.reads_only_from(model, "block_conv")  # `join` also reads `stem`
+    with pytest.raises(plumbing.CannotContinue) as caught:
+        plumbing.frozen_store(
+            tmp_path / "store", small_data(easy_folder), model, "block_conv", 32, 8
+        )
+    message = str(caught.value)
+    assert "The layers after block_conv also read the output of earlier layers" in message
+    assert "What to do: set USE_FEATURE_CACHE = False in parts 2 and 3" in message
+    assert not (tmp_path / "store").exists()
+
+
 def test_progress_says_images_done_rate_and_time_left_and_ends_once(monkeypatch, capsys):
     clock = [1000.0]
     monkeypatch.setattr(plumbing.feature_store.time, "time", lambda: clock[0])

@@ -149,11 +149,13 @@ def test_the_lines_to_change_name_layers_that_exist(run, saved_models):
         model = saved_models[name]
         names = [layer.name for layer in model.layers]
         last_frozen = names[names.index(unfreeze_from[name]) - 1]
-        # Part 3's feature cache: the unfrozen part must read only the last frozen layer.
-        if name == "ConvNeXtTiny":  # the notebook says: no feature cache in part 3
-            with pytest.raises(ValueError):
-                keras.Model(model.get_layer(last_frozen).output, model.output)
+        # The frozen store: the unfrozen part must read only the last frozen layer.
+        if name == "ConvNeXtTiny":  # the notebook says: no store in parts 2 and 3
+            assert not plumbing.reads_only_from(model, last_frozen)
+            with pytest.raises(plumbing.CannotContinue, match="USE_FEATURE_CACHE = False"):
+                plumbing.check_store_layer(model, last_frozen)
         else:
+            assert plumbing.reads_only_from(model, last_frozen), name
             keras.Model(model.get_layer(last_frozen).output, model.output)
         # Part 4's Grad-CAM layer: the base's last layer, the one the head reads.
         grad_cam_layer = model.get_layer(names[names.index("pooled_features") - 1])

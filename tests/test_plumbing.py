@@ -290,3 +290,26 @@ def test_a_failed_dataset_download_is_one_message_and_leaves_nothing_half_writte
     leftovers = [path.name for path in tmp_path.rglob("*") if path.name not in tfds_folders]
     assert leftovers == [], "a half-written download or dataset would trip the next run"
     assert not tfds.builder("cats_vs_dogs").is_prepared()
+
+
+def test_learning_curves_mark_fine_tuning_inside_the_plot_with_whole_epochs(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setattr(plt, "show", lambda: None)  # keep the figure to look at it
+    head = {"accuracy": [0.6, 0.7, 0.8], "loss": [0.7, 0.5, 0.4]}
+    head |= {"val_accuracy": [0.62, 0.71, 0.79], "val_loss": [0.69, 0.52, 0.45]}
+    fine = {"accuracy": [0.85], "val_accuracy": [0.86], "loss": [0.35], "val_loss": [0.33]}
+    plumbing.plot_history([("head", head), ("fine-tuning", fine)])  # one epoch after the line
+    figure = plt.gcf()
+    renderer = figure.canvas.get_renderer()
+    for axis in figure.axes:
+        (label,) = [text for text in axis.texts if text.get_text() == "fine-tuning starts"]
+        inside = axis.get_window_extent(renderer)
+        box = label.get_window_extent(renderer)
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and box.y0 >= inside.y0
+        assert all(tick == int(tick) for tick in axis.get_xticks())
+        assert len(axis.lines[0].get_xdata()) == 3 and list(axis.lines[2].get_xdata()) == [4]
+    plt.close(figure)

@@ -49,10 +49,12 @@ from .feature_store import (
     cache_features,
     cached_batches,
     check_free_space,
+    check_store_layer,
     frozen_store,
     last_frozen_layer,
     layer_before,
     open_frozen_store,
+    reads_only_from,
     store_fingerprint,
 )
 from .machine import (
@@ -179,6 +181,8 @@ __all__ = [
     "Progress",
     "STORE_SPLITS",
     "layer_before",
+    "check_store_layer",
+    "reads_only_from",
     "last_frozen_layer",
     "store_fingerprint",
     "open_frozen_store",

@@ -142,6 +142,40 @@ def last_frozen_layer(model):
     return names[first - 1]
 
 
+def reads_only_from(model, layer_name) -> bool:
+    """Whether the layers after `layer_name` compute the output from its output alone.
+
+    Walks back from the model's output; reaching the input without passing `layer_name`
+    means a connection goes around it (a residual one, as in ConvNeXt), and a store of
+    `layer_name`'s output is not enough to run the rest of the model.
+    """
+    steps = [step for step in model.operations if not isinstance(step, keras.layers.InputLayer)]
+    made_by = {id(step.output): step for step in steps}  # layers, and ops such as x * y
+    cut = model.get_layer(layer_name).output
+    waiting, seen = [model.output], set()
+    while waiting:
+        tensor = waiting.pop()
+        if tensor is cut or id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        if id(tensor) not in made_by:
+            return False  # the model's input, reached around the cut
+        inputs = made_by[id(tensor)].input
+        waiting.extend(inputs if isinstance(inputs, (list, tuple)) else [inputs])
+    return True
+
+
+def check_store_layer(model, layer_name) -> None:
+    """Stop with a clear message when the frozen store cannot cut `model` after `layer_name`."""
+    if not reads_only_from(model, layer_name):
+        raise CannotContinue(
+            f"The layers after {layer_name} also read the output of earlier layers, so they "
+            f"cannot run from a store of what {layer_name} outputs.\nWhat to do: set "
+            "USE_FEATURE_CACHE = False in parts 2 and 3 (every epoch then runs the whole "
+            "network), or choose an UNFREEZE_FROM that starts a new stage of the base."
+        )
+
+
 def store_fingerprint(data, image_size, model, layer) -> dict:
     """What stored outputs depend on: data and splits, image size, weights, layer, precision.
 
@@ -262,6 +296,7 @@ def frozen_store(folder, data, model, layer, image_size, batch_size):
 
     Reused from `folder` when its fingerprint matches; built there (once) otherwise.
     """
+    check_store_layer(model, layer)
     fingerprint = store_fingerprint(data, image_size, model, layer)
     stored = open_frozen_store(folder, fingerprint)
     if stored is not None:

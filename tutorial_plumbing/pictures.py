@@ -3,6 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
+from matplotlib.ticker import MaxNLocator
 
 
 def show_images(images, titles, columns=4, path=None) -> None:
@@ -35,15 +36,19 @@ def plot_history(phases, path=None) -> None:
             axis.plot(epochs, history[f"val_{metric}"], "s--", label=f"validation ({name})")
             if index > 0:
                 axis.axvline(start + 0.5, color="gray", linestyle=":")
-                axis.text(
-                    start + 0.6,
+                axis.text(  # along the line, so that it fits however few epochs follow
+                    start + 0.45,
                     0.98,
                     f"{name} starts",
+                    rotation=90,
+                    ha="right",
                     va="top",
+                    color="gray",
                     transform=axis.get_xaxis_transform(),
                 )
             start += len(history[metric])
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
         axis.set_title("Accuracy" if metric == "accuracy" else "Loss")
         axis.legend()
     figure.tight_layout()
