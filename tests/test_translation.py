@@ -6,8 +6,8 @@ notebook that differs from what the tool writes now, and on code that is not the
 """
 
 import ast
+import importlib.util
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -127,21 +127,50 @@ def test_a_bad_data_dir_gets_a_portuguese_message_in_one_line(tmp_path):
     assert len(errors) == 1 and len(errors[0].traceback) == 1
 
 
+def scaled(value, factor):
+    """Every measured float in a results file times `factor`: another run of the benchmark."""
+    if isinstance(value, dict):
+        return {key: scaled(item, factor) for key, item in value.items()}
+    if isinstance(value, list):
+        return [scaled(item, factor) for item in value]
+    return value * factor if isinstance(value, float) else value
+
+
 def test_new_speed_figures_need_no_new_translation():
     """The README's measured figures change with every benchmark run, the wording does not."""
+    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed.py")
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    (results,) = sorted(speed.RESULTS_DIR.glob("*.json"))
+    report = json.loads(results.read_text())
     english = (ROOT / "README.md").read_text()
-    begin = english.index(translate.MEASURED[0])
-    end = english.index(translate.MEASURED[1])
-    measured = english[begin:end]
-    changed = english[:begin] + measured.replace("float32 |", "float32 | 1.5 <!-- -->", 1)
-    changed += english[end:]
+    shown = speed.render_run(report, results.name)
+    assert shown in english
+    another_run = speed.render_run(scaled(report, 1.37), results.name)
+    assert another_run != shown
     units = translate.document_units(english)
-    changed_units = translate.document_units(changed)
-    assert [u[0] for u in units] != [u[0] for u in changed_units]  # the edit is visible
-    retyped = english[:begin] + re.sub(r"\d+\.\d", "98.7", measured) + english[end:]
-    assert [u[0] for u in translate.document_units(retyped)] == [u[0] for u in units]
-    assert "98.7" in "".join(
-        block.format(**{f"n{i}": n for i, n in enumerate(numbers)}) + separator
-        for block, numbers, separator in translate.document_units(retyped)
-        if numbers is not None
-    )
+    changed = translate.document_units(english.replace(shown, another_run))
+    assert [u[0] for u in changed] == [u[0] for u in units]  # the same entries to translate
+    figures = [n for _, numbers, _ in changed if numbers is not None for n in numbers]
+    before = [n for _, numbers, _ in units if numbers is not None for n in numbers]
+    assert figures != before  # the new figures fill the same placeholders
+
+
+@pytest.mark.parametrize(
+    ("english", "portuguese"),
+    [("18,610", "18.610"), ("6.9", "6,9"), ("1,234.5", "1.234,5"), ("252", "252")]
+    + [("2.21.0", "2.21.0")],  # a version stays a version
+)
+def test_measured_figures_are_written_the_brazilian_way(english, portuguese):
+    assert translate.localized_number(english) == portuguese
+
+
+def test_the_portuguese_readme_shows_every_measured_figure_localized():
+    def measured(text):
+        return text[text.index(translate.MEASURED[0]) : text.index(translate.MEASURED[1])]
+
+    english = measured((ROOT / "README.md").read_text())
+    portuguese = measured((ROOT / f"README.{translate.LANGUAGE}.md").read_text())
+    for number in translate.NUMBER.findall(english):
+        assert translate.localized_number(number) in portuguese, number
+    assert "18.610" in portuguese and "18,610" not in portuguese  # cats_vs_dogs' training split

@@ -401,7 +401,8 @@ def document_path(document: Path) -> Path:
 # the translation always shows the numbers the English shows. Prose there is one line per
 # paragraph, since the program re-wraps it to the width of its numbers.
 MEASURED = ("<!-- speed:results:begin -->", "<!-- speed:results:end -->")
-NUMBER = re.compile(r"(?<![A-Za-z_\d.,])\d+(?:[.,]\d+)*")  # not the 16 of VGG16
+# Not the 16 of VGG16, nor a number that is part of a name (2.80GHz, 2cpu); 6.9x is one.
+NUMBER = re.compile(r"(?<![A-Za-z_\d.,])\d++(?:[.,]\d++)*+(?![A-Za-wyz_])")
 
 
 def numbers_as_placeholders(block: str) -> str:
@@ -412,6 +413,18 @@ def numbers_as_placeholders(block: str) -> str:
         piece + (f"{{n{index}}}" if index < len(pieces) - 1 else "")
         for index, piece in enumerate(pieces)
     )
+
+
+def localized_number(number: str) -> str:
+    """A measured figure as Brazilians write it: 18,610 -> 18.610 and 6.9 -> 6,9.
+
+    Version numbers (2.21.0: more than one dot) and whole numbers stay as they are.
+    """
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", number):
+        return number.replace(",", " ").replace(".", ",").replace(" ", ".")
+    if re.fullmatch(r"\d+\.\d+", number):
+        return number.replace(".", ",")
+    return number
 
 
 def document_units(text: str) -> list:
@@ -433,7 +446,7 @@ def document_units(text: str) -> list:
 
 def translated_document(document: Path) -> str:
     """A markdown document in the other language; its links lead to the translated notebooks."""
-    found = {e.msgid: e.msgstr for e in load_catalog(document_path(document)) if e.msgstr}
+    found = {e.msgid: e.msgstr for e in load_catalog(document_path(document)) if usable(e)}
 
     def lookup(block, numbers):
         if not block.strip():
@@ -442,7 +455,8 @@ def translated_document(document: Path) -> str:
             raise SystemExit(f"{document.name}: no translation for {block[:70]!r}")
         if numbers is None:
             return found[block]
-        return found[block].format(**{f"n{i}": number for i, number in enumerate(numbers)})
+        figures = {f"n{i}": localized_number(number) for i, number in enumerate(numbers)}
+        return found[block].format(**figures)
 
     text = "".join(
         lookup(block, numbers) + separator
@@ -468,6 +482,11 @@ def wanted_entries(notebooks=None) -> dict:
                 if path.name not in entries[msgid]:
                     entries[msgid].append(path.name)
     return wanted
+
+
+def usable(entry) -> bool:
+    """A translation the generated files may use: written, and not marked fuzzy."""
+    return bool(entry.msgstr) and "fuzzy" not in entry.flags
 
 
 def load_catalog(path: Path):
@@ -526,7 +545,7 @@ def lookup_for(notebook: Path):
     def lookup(where):
         path = catalog_path(notebook, where)
         if path not in catalogs:
-            catalogs[path] = {e.msgid: e.msgstr for e in load_catalog(path) if e.msgstr}
+            catalogs[path] = {e.msgid: e.msgstr for e in load_catalog(path) if usable(e)}
         return catalogs[path]
 
     return lookup
