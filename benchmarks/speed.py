@@ -589,16 +589,29 @@ def run_series_path(data, settings, scratch: str) -> dict:
 # From timings to the figures the issue asks for
 
 
+def images_in_seconds(fits, forward_images_per_s, counts) -> dict:
+    """Seconds of a recipe that takes images in: an epoch of each phase, and the test split.
+
+    `fits` holds the measured fit costs per image ({phase}_fit); validation and test images
+    are evaluated at `forward_images_per_s`.
+    """
+    evaluate = 1 / forward_images_per_s  # s per evaluated image
+    epochs = {
+        f"{phase}_epoch": counts["train"] * fits[f"{phase}_fit"]["seconds_per_image"]
+        + counts["validation"] * evaluate
+        for phase in ("phase1", "phase2")
+    }
+    return epochs | {"test": counts["test"] * evaluate}
+
+
 def summarize(naive, project, counts, policy) -> dict:
     """Speedups at this run's image counts, and the efficiency of the extraction pipeline."""
-    n_train, n_val, n_test = counts["train"], counts["validation"], counts["test"]
-    naive_eval = 1 / naive["forward_float32"]["images_per_s"]  # s per validation image
-    naive_p1_epoch = n_train * naive["phase1_fit"]["seconds_per_image"] + n_val * naive_eval
-    naive_p2_epoch = n_train * naive["phase2_fit"]["seconds_per_image"] + n_val * naive_eval
+    usual = images_in_seconds(naive, naive["forward_float32"]["images_per_s"], counts)
+    naive_p1_epoch, naive_p2_epoch = usual["phase1_epoch"], usual["phase2_epoch"]
     project_p1 = project["phase1_extraction"]["seconds"] + project["phase1_head"]["seconds"]
     p2 = project["phase2_epochs"]
     epochs = len(p2["epoch_seconds"])
-    naive_p2_run = epochs * naive_p2_epoch + n_test * naive_eval
+    naive_p2_run = epochs * naive_p2_epoch + usual["test"]
     project_p2_run = (
         project["phase2_caching"]["seconds"]
         + sum(p2["epoch_seconds"])
@@ -684,14 +697,13 @@ def series_figures(naive, project, series, counts, policy, batch_size) -> dict:
     part-3 epoch over its measured steady seconds), and the rest, mostly one-time work such as
     tracing each model, which does not grow with the number of images.
     """
-    n_train, n_val, n_test = counts["train"], counts["validation"], counts["test"]
-    naive_eval = 1 / naive["forward_float32"]["images_per_s"]  # s per evaluated image
+    n_train, n_val = counts["train"], counts["validation"]
+    usual = images_in_seconds(naive, naive["forward_float32"]["images_per_s"], counts)
     tracing = usual_tracing_s(naive, batch_size)
     usual_s = (
-        HEAD_EPOCHS * (n_train * naive["phase1_fit"]["seconds_per_image"] + n_val * naive_eval)
-        + SERIES_FINE_TUNE_EPOCHS
-        * (n_train * naive["phase2_fit"]["seconds_per_image"] + n_val * naive_eval)
-        + n_test * naive_eval
+        HEAD_EPOCHS * usual["phase1_epoch"]
+        + SERIES_FINE_TUNE_EPOCHS * usual["phase2_epoch"]
+        + usual["test"]
         + sum(tracing.values())
     )
     g = project["gflops"]
@@ -729,25 +741,15 @@ def full_run_cpu_estimate(naive, project, without_cache, series, counts, policy,
     full = FULL_RUN_IMAGES
     fitted = full["train"] + full["validation"]  # images per epoch, as in this run's split
     scale = fitted / (counts["train"] + counts["validation"])
-    naive_eval = 1 / naive["forward_float32"]["images_per_s"]
-    naive_epoch = {
-        phase: full["train"] * naive[f"{phase}_fit"]["seconds_per_image"]
-        + full["validation"] * naive_eval
-        for phase in ("phase1", "phase2")
-    }
+    naive_full = images_in_seconds(naive, naive["forward_float32"]["images_per_s"], full)
     tracing = usual_tracing_s(naive, batch)
     usual = {
-        "part2": HEAD_EPOCHS * naive_epoch["phase1"] + tracing["part2"],
-        "part3": FULL_RUN_FINE_TUNE_EPOCHS * naive_epoch["phase2"] + tracing["part3"],
-        "part4": full["test"] * naive_eval + tracing["part4"],
+        "part2": HEAD_EPOCHS * naive_full["phase1_epoch"] + tracing["part2"],
+        "part3": FULL_RUN_FINE_TUNE_EPOCHS * naive_full["phase2_epoch"] + tracing["part3"],
+        "part4": naive_full["test"] + tracing["part4"],
     }
     # Without the cache, validation passes run the whole model at the chosen precision.
-    uncached_eval = 1 / project[f"forward_{policy}"]["images_per_s"]
-    uncached_epoch = {
-        phase: full["train"] * without_cache[f"{phase}_fit"]["seconds_per_image"]
-        + full["validation"] * uncached_eval
-        for phase in ("phase1", "phase2")
-    }
+    uncached = images_in_seconds(without_cache, project[f"forward_{policy}"]["images_per_s"], full)
     head, fine_tuning = series["part2_head"], series["part3_epochs"]
     # The store's pass per image at the rate of the same pass traced beforehand (phase 2's
     # caching); what the series' store took beyond that (tracing, the fingerprint) is one-time.
@@ -779,8 +781,8 @@ def full_run_cpu_estimate(naive, project, without_cache, series, counts, policy,
         "project_part3_epoch_s": epoch,
         "series_speedup": sum(usual.values()) / sum(notebooks.values()),
         "series_ideal_speedup": ideal_speedup,
-        "without_cache_phase1_epoch_s": uncached_epoch["phase1"],
-        "without_cache_phase2_epoch_s": uncached_epoch["phase2"],
+        "without_cache_phase1_epoch_s": uncached["phase1_epoch"],
+        "without_cache_phase2_epoch_s": uncached["phase2_epoch"],
     }
 
 
