@@ -134,6 +134,17 @@ def test_a_changed_image_size_rebuilds_the_store(tmp_path, easy_folder, capsys):
     assert stored["train"][0].shape[1:] == (3, 3, 512)
 
 
+def test_other_weights_rebuild_the_store(tmp_path, easy_folder, capsys):
+    """Random weights first, then ImageNet's: the first run's outputs must not be reused."""
+    data = small_data(easy_folder)
+    folder = tmp_path / "frozen_store"
+    plumbing.frozen_store(folder, data, build_notebook_02_model(32), "block4_pool", 32, 8)
+    imagenet = build_notebook_02_model(32, weights="imagenet")
+    plumbing.frozen_store(folder, data, imagenet, "block4_pool", 32, 8)
+    out = capsys.readouterr().out
+    assert "was made for other settings (weights " in out and "rebuilding it" in out
+
+
 def test_stored_and_whole_model_predictions_agree(tmp_path, easy_folder):
     data = small_data(easy_folder)
     model = build_notebook_02_model(32, seed=1)

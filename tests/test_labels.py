@@ -1,10 +1,12 @@
 """Label direction: the images under class_names[i]/ get label i, in every split and source."""
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import cats_vs_dogs_download
 
 import tutorial_plumbing as plumbing
 
@@ -33,22 +35,31 @@ def test_images_under_each_class_folder_get_that_class_label(easy_folder):
 
 
 @pytest.fixture
-def mock_cats_vs_dogs(monkeypatch):
-    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
-    with tfds.testing.mock_data(num_examples=30):
-        yield
+def cats_vs_dogs(tmp_path, monkeypatch):
+    """TFDS's own cats_vs_dogs builder, on the archive of tests/cats_vs_dogs_archive.py."""
+    cats_vs_dogs_download(tmp_path)
+    monkeypatch.setattr(tfds, "builder", functools.partial(tfds.builder, data_dir=str(tmp_path)))
+    monkeypatch.setattr(plumbing.data_in, "host_reachable", lambda host: True)
+    return tmp_path
 
 
-def test_cats_vs_dogs_names_and_labels_come_from_the_dataset(mock_cats_vs_dogs):
+def test_cats_vs_dogs_names_and_labels_come_from_the_dataset(cats_vs_dogs):
     data = plumbing.load_cats_vs_dogs()
     names = tfds.builder("cats_vs_dogs").info.features["label"].names
     assert data.class_names == names == ["cat", "dog"]
     for split, slice_spec in plumbing.CATS_VS_DOGS_SPLITS.items():
-        raw = tfds.load("cats_vs_dogs", split=slice_spec, as_supervised=True)
-        expected_labels = [int(label) for _, label in raw]
-        expected_first = plumbing.resize_image(next(iter(raw))[0], 32).numpy()
+        raw = tfds.load("cats_vs_dogs", split=slice_spec, data_dir=str(cats_vs_dogs))
+        examples = list(raw.as_numpy_iterator())
+        expected_labels = [int(example["label"]) for example in examples]
+        # The folder in the archive says the class: PetImages/Cat/ is 0, PetImages/Dog/ is 1.
+        folders = [example["image/filename"].decode().split("/")[1] for example in examples]
+        assert [names.index(folder.lower()) for folder in folders] == expected_labels
         batches = list(data.batches(split, 32, 8))
         labels = np.concatenate([labels.numpy() for _, labels in batches])
+        images = np.concatenate([images.numpy() for images, _ in batches])
         assert labels.tolist() == expected_labels, split
-        np.testing.assert_allclose(batches[0][0][0].numpy(), expected_first, atol=1e-3)
+        expected_first = plumbing.resize_image(examples[0]["image"], 32).numpy()
+        np.testing.assert_allclose(images[0], expected_first, atol=1e-3)
+        looks_red = images[..., 0].mean(axis=(1, 2)) > images[..., 2].mean(axis=(1, 2))
+        assert (looks_red == (labels == 0)).all(), "cats are red in the archive"
         assert data.counts[split] == [expected_labels.count(0), expected_labels.count(1)]

@@ -35,6 +35,7 @@ def test_cannot_continue_shows_one_line_instead_of_a_traceback():
 def test_precision_follows_the_hardware(
     monkeypatch, restore_policy, capsys, gpu_capability, cpu_bf16, expected
 ):
+    monkeypatch.delenv(plumbing.FORCE_PRECISION, raising=False)
     gpus = ["GPU:0"] if gpu_capability else []
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
     monkeypatch.setattr(
@@ -48,13 +49,34 @@ def test_precision_follows_the_hardware(
     assert f"Precision: {expected}, because" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("policy", plumbing.POLICIES)
+def test_a_forced_precision_wins_over_the_hardware(monkeypatch, restore_policy, capsys, policy):
+    monkeypatch.setenv(plumbing.FORCE_PRECISION, policy)
+    monkeypatch.setattr(plumbing.machine, "cpu_supports_bfloat16", lambda: policy == "float32")
+    assert plumbing.choose_precision() == policy
+    assert keras.mixed_precision.global_policy().name == policy
+    reason = "the environment variable TUTORIAL_PRECISION asks for it"
+    assert capsys.readouterr().out == f"Precision: {policy}, because {reason}.\n"
+
+
+def test_a_forced_precision_that_does_not_exist_is_one_message(monkeypatch, restore_policy):
+    monkeypatch.setenv(plumbing.FORCE_PRECISION, "float16")
+    with pytest.raises(plumbing.CannotContinue, match="TUTORIAL_PRECISION='float16' is not a pol"):
+        plumbing.choose_precision()
+
+
 def test_weights_download_failure_becomes_a_message_and_other_errors_pass():
     with pytest.raises(plumbing.CannotContinue, match="WEIGHTS = None"):
-        with plumbing.explain_weights_download():
+        with plumbing.explain_weights_problem("imagenet"):
             raise Exception("URL fetch failure on https://x: None -- no network")
-    with pytest.raises(ValueError, match="bad argument"):
-        with plumbing.explain_weights_download():
-            raise ValueError("bad argument")
+    for weights in ("imagenet", None, "/some/file.h5"):
+        with pytest.raises(TypeError, match="bad argument"):
+            with plumbing.explain_weights_problem(weights):
+                raise TypeError("bad argument")
+    # With the published file (md5 checked), a model it does not fit is a bug, not a download.
+    with pytest.raises(ValueError, match="Layer count mismatch"):
+        with plumbing.explain_weights_problem("imagenet"):
+            raise ValueError("Layer count mismatch when loading weights from file.")
 
 
 def test_weights_url_is_the_one_keras_downloads():
@@ -168,7 +190,10 @@ def test_float32_copy_predicts_like_the_mixed_precision_model(tmp_path, restore_
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = build_notebook_02_model()
     copy = plumbing.float32_copy(model)
-    assert {layer.compute_dtype for layer in copy.layers[1:]} == {"float32"}  # [0] is the input
+    # Every layer of the copy computes and outputs float32 ([0] is the input). The preprocessing
+    # is a model of Keras operations on the float32 input: float32 under any policy.
+    assert {layer.output.dtype for layer in copy.layers} == {"float32"}
+    assert {layer.compute_dtype for layer in copy.layers if layer.weights} == {"float32"}
     images, _, _ = image_batches(count=4)
     np.testing.assert_allclose(
         copy.predict(images, verbose=0), model.predict(images, verbose=0), atol=0.02
@@ -233,10 +258,12 @@ def test_images_too_large_for_memory_are_decoded_every_epoch(monkeypatch, capsys
     assert "too large: decoding every epoch instead" in capsys.readouterr().out
 
 
-def test_the_model_feeds_vgg16_exactly_what_preprocess_input_makes():
-    """Preprocessing inside the model: once, VGG16's own, on 0-255 pixels."""
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_the_model_feeds_vgg16_exactly_what_preprocess_input_makes(restore_policy, policy):
+    """Preprocessing inside the model: once, VGG16's own, on 0-255 pixels, in float32."""
     from keras.applications import vgg16
 
+    keras.mixed_precision.set_global_policy(policy)
     model = build_notebook_02_model()
     images, _, _ = image_batches(count=4)
     first_convolution_sees = keras.Model(model.input, model.get_layer("block1_conv1").input)

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import NOISE, TINY, notebook_text
+from conftest import (
+    NOISE,
+    PYTEST_VARIABLE,
+    TINY,
+    imagenet_weights,
+    ipython_dir,
+    notebook_text,
+)
 from PIL import Image
 
 import run_series
@@ -23,8 +30,21 @@ ROOT = Path(__file__).resolve().parent.parent
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
-def run_cli(*arguments, cwd: Path) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+def cli_environment(folder: Path, scripts: dict | None = None) -> dict:
+    """The environment of a person's terminal, with kernels that find the ImageNet weights files.
+
+    `scripts`: more kernel start-up code ({file name: code}).
+    """
+    left_out = ("TF_CPP_MIN_LOG_LEVEL", PYTEST_VARIABLE)
+    environment = {k: v for k, v in os.environ.items() if k not in left_out}
+    startup = {**imagenet_weights("VGG16"), **(scripts or {})}
+    environment["IPYTHONDIR"] = str(ipython_dir(folder / "ipython", startup))
+    return environment
+
+
+def run_cli(*arguments, cwd: Path, folder: Path | None = None) -> subprocess.CompletedProcess:
+    """run_series.py in a new process; its kernels' start-up code goes into `folder` (or cwd)."""
+    environment = cli_environment(folder or cwd)
     return subprocess.run(
         [sys.executable, str(ROOT / "run_series.py"), *arguments],
         cwd=cwd,
@@ -35,7 +55,7 @@ def run_cli(*arguments, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def tiny_arguments(folder: Path, runs: Path) -> list:
-    arguments = ["--data-dir", str(folder), "--weights", "none", "--runs-dir", str(runs)]
+    arguments = ["--data-dir", str(folder), "--runs-dir", str(runs)]  # WEIGHTS: "imagenet"
     for name in ("IMG_SIZE", "BATCH_SIZE", "EPOCHS", "FINE_TUNE_EPOCHS"):
         arguments += ["-p", name, str(TINY[name])]
     return arguments
@@ -150,11 +170,38 @@ def check_report_in_a_browser(report: Path, tmp_path: Path, expected_images: int
     assert f'data-images-shown="{expected_images}"' in result.stdout, result.stderr[-2000:]
 
 
+# After every cell, once TensorFlow is loaded, a line straight to file descriptor 2: the way
+# TensorFlow's C++ code writes its notes (cuInit, oneDNN's DT_HALF, XLA), at any time.
+CPP_NOTE = "E0000 00:00:1.0 42 fake_note.cc:1] a C++ note (simulated by the tests)"
+CPP_NOTE_AFTER_EACH_CELL = f"""
+import os
+import sys
+
+from IPython import get_ipython
+
+
+def _cpp_note(result):
+    if "tensorflow" in sys.modules:
+        os.write(2, {(CPP_NOTE + chr(10)).encode()!r})
+
+
+get_ipython().events.register("post_run_cell", _cpp_note)
+"""
+
+
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, easy_folder):
     """Parts 2 and 3 through the command line, on tiny settings."""
     runs = tmp_path_factory.mktemp("cli") / "runs"
-    result = run_cli(*tiny_arguments(easy_folder, runs), "--notebooks", "02", "03", cwd=ROOT)
+    arguments = tiny_arguments(easy_folder, runs)
+    environment = cli_environment(runs.parent, {"cpp_note.py": CPP_NOTE_AFTER_EACH_CELL})
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run_series.py"), *arguments, "--notebooks", "02", "03"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
     return result, the_run_dir(runs)
 
 
@@ -185,8 +232,12 @@ def test_a_run_is_quiet(cli_run):
         assert noise not in terminal, noise
         assert noise not in notebooks, noise
     assert result.stderr == ""
-    # What the kernels said outside the notebooks is kept, out of the way.
-    assert "running over TCP" in (run_dir / run_series.KERNEL_LOG).read_text()
+    # What the kernels said outside the notebooks is kept, out of the way: Jupyter's notes, and
+    # what C++ code writes after TensorFlow started, in every cell.
+    kernel_log = (run_dir / run_series.KERNEL_LOG).read_text()
+    assert "running over TCP" in kernel_log
+    assert CPP_NOTE not in notebooks and CPP_NOTE not in terminal
+    assert kernel_log.count(CPP_NOTE) > 20
 
 
 def test_the_report_is_one_page_with_plots_and_without_plumbing(cli_run, tmp_path):
@@ -195,7 +246,7 @@ def test_the_report_is_one_page_with_plots_and_without_plumbing(cli_run, tmp_pat
     page = report.read_text(encoding="utf-8")
     assert page.index("part 2: a new head on a frozen base") < page.index("part 3: fine-tuning")
     assert "VGG16" in page and "Train the head" in page  # the teaching code and prose
-    for plumbing_only in ["WHOLE_NUMBER_PARAMETERS", "saved_stderr", "def cache_features"]:
+    for plumbing_only in ["WHOLE_NUMBER_PARAMETERS", "kernel_log = os.dup", "def cache_features"]:
         assert plumbing_only not in page
     assert "━━━━" in page and "\r" not in page  # progress bars as they ended, not every step
     images = check_report_plots(report)
@@ -236,7 +287,7 @@ def test_tensorflow_starts_quietly_before_anything_imports_it(path):
 
 def test_a_bad_parameter_stops_the_run_with_one_line(tmp_path, easy_folder):
     runs = tmp_path / "runs"
-    arguments = tiny_arguments(easy_folder, runs) + ["-p", "IMG_SIZE", "16"]
+    arguments = tiny_arguments(easy_folder, runs) + ["-p", "IMG_SIZE", "16", "--weights", "none"]
     result = run_cli(*arguments, "--notebooks", "02", "03", cwd=tmp_path)
     assert result.returncode == 1
     assert "[2/2]" not in result.stdout  # part 3 never started
@@ -296,11 +347,7 @@ def kill_run_when(process: subprocess.Popen, flag: Path, timeout: float = 300) -
 def test_a_run_killed_in_part_3_completes_with_resume(tmp_path, easy_folder):
     runs = tmp_path / "runs"
     flag = tmp_path / "paused_in_part_3"
-    startup = tmp_path / "ipython" / "profile_default" / "startup"
-    startup.mkdir(parents=True)
-    (startup / "pause.py").write_text(PAUSE_IN_PART_3.format(flag=str(flag)))
-    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    environment["IPYTHONDIR"] = str(tmp_path / "ipython")
+    environment = cli_environment(tmp_path, {"pause.py": PAUSE_IN_PART_3.format(flag=str(flag))})
     arguments = tiny_arguments(easy_folder, runs) + ["-p", "FINE_TUNE_EPOCHS", "4"]
     with open(tmp_path / "killed_run.log", "w") as log:
         process = subprocess.Popen(
@@ -374,11 +421,7 @@ def test_a_stopped_run_says_how_to_resume_and_leaves_no_kernel(
     import psutil
 
     runs, flag = tmp_path / "runs", tmp_path / "kernel_busy"
-    startup = tmp_path / "ipython" / "profile_default" / "startup"
-    startup.mkdir(parents=True)
-    (startup / "wait.py").write_text(WAIT_IN_FIRST_CELL.format(flag=str(flag)))
-    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    environment["IPYTHONDIR"] = str(tmp_path / "ipython")
+    environment = cli_environment(tmp_path, {"wait.py": WAIT_IN_FIRST_CELL.format(flag=str(flag))})
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "run_series.py"), *tiny_arguments(easy_folder, runs)],
         cwd=ROOT,

@@ -1,29 +1,43 @@
 """The series end to end: notebooks 01-04 run headless, offline, on tiny settings.
 
-Runs as a reader would make them:
-- TFDS cats_vs_dogs (fake examples from tfds.testing.mock_data) on the feature-cache path;
+Every run uses WEIGHTS = "imagenet", the default: Keras's own loader reads official-format
+weights files from KERAS_HOME (tests/official_weights.py). Runs as a reader would make them:
+- TFDS cats_vs_dogs through TFDS's own builder, from a small archive in the real one's layout
+  (tests/cats_vs_dogs_archive.py: cats red, dogs blue, 1,738 files to skip), on the
+  feature-cache path. It must learn, and a red photo must come out as a cat;
 - a generated two-class folder whose classes are easy to tell apart (reds and blues), given
   by DATA_DIR only, on the feature-cache path. This run must learn, and a new red photo must
   come out as "reds" from every saved copy of the model: if labels were wired wrong or
   swapped, it would not;
-- the same folder on the path without the cache, with augmentation (parts 2 and 3): it must
-  learn too;
+- the same folder on the path without the cache, with augmentation (parts 2 and 3), with
+  WEIGHTS = None (random weights, the dry run): it must learn too;
 - a folder with random labels, where validation loss turns up early: the weights kept must be
   the best epoch's, not the last one's.
 """
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
+import official_weights
 import papermill
 import pytest
 import tensorflow as tf
-from conftest import MOCK_TFDS, NOISE, OFFLINE, TINY, notebook_text, run_notebooks
+from cats_vs_dogs_archive import CORRUPT_IN_REAL_ARCHIVE, PER_CLASS
+from conftest import (
+    NOISE,
+    OFFLINE,
+    TINY,
+    accuracy_and_loss,
+    cats_vs_dogs_download,
+    images_of,
+    notebook_text,
+    predict_in_a_clean_process,
+    read_json,
+    run_notebooks,
+    split_images,
+    vgg16_weights_file,
+)
 from PIL import Image
 
 import tutorial_plumbing as plumbing
@@ -44,10 +58,11 @@ def new_photos(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tfds_run(tmp_path_factory):
+def tfds_run(tmp_path_factory, new_photos):
+    """Parts 1 to 4 with DATA_DIR = None: cats_vs_dogs, prepared by TFDS's own builder."""
     run_dir = tmp_path_factory.mktemp("tfds") / "run"
-    parameters = dict(TINY, USE_FEATURE_CACHE=True)
-    startup = {"mock_tfds.py": MOCK_TFDS.format(num_examples=24)}
+    startup = cats_vs_dogs_download(run_dir.parent / "tensorflow_datasets")
+    parameters = dict(TINY, EPOCHS=10, USE_FEATURE_CACHE=True, IMAGE_PATH=str(new_photos["reds"]))
     return run_dir, run_notebooks(run_dir, SERIES, parameters, startup)
 
 
@@ -66,8 +81,11 @@ def folder_run(tmp_path_factory, easy_folder, new_photos):
 
 @pytest.fixture(scope="module")
 def uncached_run(tmp_path_factory, easy_folder):
+    """Without the cache, and with WEIGHTS = None: the quick dry run a reader can choose."""
     run_dir = tmp_path_factory.mktemp("uncached") / "run"
-    parameters = dict(TINY, EPOCHS=10, DATA_DIR=str(easy_folder), USE_FEATURE_CACHE=False)
+    parameters = dict(
+        TINY, EPOCHS=10, DATA_DIR=str(easy_folder), USE_FEATURE_CACHE=False, WEIGHTS=None
+    )
     return run_dir, run_notebooks(run_dir, ["02", "03"], parameters)
 
 
@@ -82,52 +100,6 @@ def random_labels_folder(tmp_path_factory) -> Path:
             pixels = rng.integers(0, 256, size=(48, 48, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / name / f"{index:03d}.png")
     return root
-
-
-def images_of(path: Path, image_size: int) -> np.ndarray:
-    """A photo file as the series feeds it to the model: RGB, resized, 0-255, a batch of one."""
-    return plumbing.resize_image(plumbing.load_image(path), image_size).numpy()[None]
-
-
-def predict_in_a_clean_process(model_path: Path, images: np.ndarray, folder: Path) -> np.ndarray:
-    """keras.models.load_model(path) in a new Python that cannot import this project."""
-    np.save(folder / "images.npy", images)
-    script = (
-        "import importlib.util, sys\n"
-        "import keras, numpy as np\n"
-        "assert importlib.util.find_spec('tutorial_plumbing') is None, 'project code is visible'\n"
-        "model = keras.models.load_model(sys.argv[1])\n"
-        "np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))\n"
-    )
-    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "IPYTHONDIR")}
-    environment["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", script, str(model_path), "images.npy", "predictions.npy"],
-        cwd=folder,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return np.load(folder / "predictions.npy")[:, 0]
-
-
-def split_images(data, split: str) -> tuple:
-    images, labels = [], []
-    for batch, batch_labels in data.batches(split, TINY["IMG_SIZE"], 8):
-        images.append(batch.numpy())
-        labels.append(batch_labels.numpy())
-    return np.concatenate(images), np.concatenate(labels)
-
-
-def accuracy_and_loss(probabilities, labels) -> tuple:
-    clipped = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    loss = -np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
-    return float(np.mean((probabilities > 0.5) == labels)), float(loss)
-
-
-def read_json(path: Path):
-    return json.loads(path.read_text())
 
 
 def test_tfds_run_writes_every_artifact(tfds_run):
@@ -153,12 +125,37 @@ def test_tfds_run_writes_every_artifact(tfds_run):
     assert counts["class_names"] == ["cat", "dog"]
     assert set(counts["counts"]) == {"train", "validation", "test"}
     metrics = read_json(run_dir / "metrics.json")
+    assert metrics["data_source"] == "TFDS cats_vs_dogs"
     assert metrics["feature_cache"] is True
     assert metrics["class_names"] == ["cat", "dog"]
     assert metrics["test_images"] == sum(counts["counts"]["test"])
     evaluation = read_json(run_dir / "evaluation.json")
     assert sum(map(sum, evaluation["test"]["confusion_matrix"])) == metrics["test_images"]
     assert evaluation["test"]["accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+
+def test_tfds_builder_keeps_the_jpegs_skips_the_rest_and_splits_80_10_10(tfds_run):
+    """TFDS's own cats_vs_dogs code ran: corrupt files and litter out, cat 0 and dog 1."""
+    run_dir, executed = tfds_run
+    counts = read_json(run_dir / "data_counts.json")["counts"]
+    assert [sum(split) for split in zip(*counts.values())] == [PER_CLASS, PER_CLASS]
+    total = 2 * PER_CLASS  # the archive also holds CORRUPT_IN_REAL_ARCHIVE files and litter
+    assert {name: sum(split) for name, split in counts.items()} == {
+        "train": total * 8 // 10,
+        "validation": total // 10,
+        "test": total // 10,
+    }
+    assert CORRUPT_IN_REAL_ARCHIVE == 1738
+    assert "Downloading cats_vs_dogs" in notebook_text(executed["01"])  # prepared here, once
+
+
+def test_tfds_run_learns_cats_and_dogs_the_right_way_round(tfds_run):
+    """Cats are red in the archive: a red photo is a cat (class 0), and the model learned."""
+    run_dir, _ = tfds_run
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["test_accuracy"] >= 0.9, "labels wired wrong? test accuracy near chance"
+    example = read_json(run_dir / "evaluation.json")["example"]
+    assert example["answer"] == "cat" and example["P(dog)"] < 0.5
 
 
 def test_folder_run_learns_the_two_classes(folder_run):
@@ -188,6 +185,27 @@ def test_evaluation_agrees_with_fine_tuning_and_exports_predict_the_same(folder_
     for name in ("SavedModel", "TFLite"):
         assert exports[name]["size_mib"] > 1
         assert exports[name]["max_difference"] < 0.02, name
+
+
+def test_the_saved_models_start_from_the_imagenet_file(folder_run):
+    """WEIGHTS = "imagenet" went through Keras's loader: the frozen layers hold the file's numbers.
+
+    Part 2 froze the whole base; part 3 let block5 learn. Random weights, or weights one layer
+    off, would differ from the file under the layer's own name.
+    """
+    run_dir, _ = folder_run
+    saved = official_weights.read_weights_file(vgg16_weights_file())
+    head = keras.models.load_model(run_dir / "head_trained.keras")
+    fine_tuned = keras.models.load_model(run_dir / "fine_tuned.keras")
+    layers = [name for name, weights in saved.items() if weights]
+    assert len(layers) == 13
+    for name in layers:
+        models = [head] if name.startswith("block5") else [head, fine_tuned]
+        for model in models:
+            for got, expected in zip(model.get_layer(name).get_weights(), saved[name]):
+                np.testing.assert_array_equal(got, expected, err_msg=f"{model.name} {name}")
+    tuned = fine_tuned.get_layer("block5_conv3").get_weights()[0]
+    assert not np.array_equal(tuned, saved["block5_conv3"][0]), "fine-tuning changed nothing"
 
 
 def test_fine_tuning_unfroze_block5_only(folder_run):
@@ -294,6 +312,14 @@ def test_the_weights_kept_are_the_best_epochs_not_the_last(tmp_path, random_labe
         f"this run must overfit for the test to mean anything: {val_loss}"
     )
     assert head["val_loss_kept"] == pytest.approx(val_loss[best], abs=1e-4)
+
+
+def test_fine_tuning_keeps_the_best_epoch_on_the_validation_split(folder_run):
+    """Part 3's early stopping watches the validation split: never the test split."""
+    run_dir, _ = folder_run
+    history = read_json(run_dir / "fine_tuned.json")["history"]
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["val_loss_kept"] == pytest.approx(min(history["val_loss"]), abs=1e-4)
 
 
 def test_fine_tuning_without_part_2_names_the_notebook_to_run(tmp_path, easy_folder):

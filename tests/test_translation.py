@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from conftest import TINY, run_notebooks
+from conftest import TINY, imagenet_weights, kernel_startup, run_notebooks
 
 import run_series
 
@@ -80,15 +80,19 @@ def test_a_generated_notebook_runs_the_same_code(english):
 
 @pytest.fixture(scope="module")
 def portuguese_folder_run(tmp_path_factory, easy_folder):
-    """The Portuguese 01 to 04, run as a reader would: `run_series.py --lang pt-BR`."""
+    """The Portuguese 01 to 04, run as a reader would: `run_series.py --lang pt-BR`.
+
+    With the default WEIGHTS = "imagenet" (official-format files in KERAS_HOME).
+    """
     runs = tmp_path_factory.mktemp("pt_BR")
     parameters = dict(TINY, EPOCHS=10, USE_FEATURE_CACHE=True)
     del parameters["WEIGHTS"]
-    argv = ["--lang", "pt-BR", "--notebooks", "01", "02", "03", "04", "--weights", "none"]
+    argv = ["--lang", "pt-BR", "--notebooks", "01", "02", "03", "04"]
     argv += ["--data-dir", str(easy_folder), "--runs-dir", str(runs)]
     for name, value in parameters.items():
         argv += ["-p", name, repr(value)]
-    assert run_series.main(argv) == 0
+    with kernel_startup(runs.parent / "ipython", imagenet_weights("VGG16")):
+        assert run_series.main(argv) == 0
     (run_dir,) = runs.iterdir()
     return run_dir
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from .messages import CannotContinue
+
 
 def running_in_colab() -> bool:
     return "google.colab" in sys.modules
@@ -39,10 +41,24 @@ def cpu_supports_bfloat16() -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+# Set this environment variable to one of POLICIES to force that policy (the tests and CI run
+# the notebooks under each one, whatever the hardware).
+FORCE_PRECISION = "TUTORIAL_PRECISION"
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
 def choose_precision() -> str:
     """Set Keras's global dtype policy to the fastest safe one for this machine and say why."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
+    forced = os.environ.get(FORCE_PRECISION)
+    gpus = [] if forced else tf.config.list_physical_devices("GPU")
+    if forced:
+        if forced not in POLICIES:
+            raise CannotContinue(
+                f"{FORCE_PRECISION}={forced!r} is not a policy the notebooks know. What to do: "
+                f"set it to one of {', '.join(POLICIES)}, or unset it to let the machine decide."
+            )
+        policy, reason = forced, f"the environment variable {FORCE_PRECISION} asks for it"
+    elif gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         major, minor = details.get("compute_capability") or (0, 0)
         if major >= 7:

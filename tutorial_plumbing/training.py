@@ -9,28 +9,27 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from keras.applications import vgg16
 
 from .messages import CannotContinue
 
-# What vgg16.preprocess_input subtracts from each channel, in BGR order (ImageNet's mean colour).
-VGG16_MEAN_BGR = (103.939, 116.779, 123.68)
-
 
 def vgg16_preprocessing(name="preprocess"):
-    """vgg16.preprocess_input as a built-in Keras layer: RGB to BGR, minus ImageNet's mean colour.
+    """vgg16.preprocess_input as a small model of its own: RGB to BGR, minus ImageNet's mean colour.
 
-    A 1x1 convolution with fixed weights does exactly that: each output channel copies one input
-    channel (in reverse order) and its bias subtracts the mean. It computes in float32 and gives
-    the same numbers as vgg16.preprocess_input. Unlike a Lambda layer, it is saved in the .keras
-    file as ordinary weights, so `keras.models.load_model(path)` loads the model in any program.
+    It is Keras's own `vgg16.preprocess_input` run on the model's input, so it gives exactly its
+    numbers, in float32 whatever the dtype policy (the input is float32). Two things depend on
+    how it is built:
+
+    - It has no weights. Keras loads VGG16's ImageNet weights (`weights="imagenet"`, or the path
+      of the .h5 file) by position: the n-th layer with weights gets the n-th saved layer. The
+      base is built on this model's output (`input_tensor=`), so every layer before it counts
+      too; a layer with weights here would shift them all by one, and the file would not load.
+    - It is made of Keras operations, not a `Lambda` around Python code, so the saved .keras
+      file describes it completely and `keras.models.load_model(path)` loads it in any program.
     """
-    layer = keras.layers.Conv2D(3, 1, name=name, trainable=False, dtype="float32")
-    layer.build((None, None, None, 3))
-    kernel = np.zeros((1, 1, 3, 3), dtype="float32")
-    for output_channel, input_channel in enumerate((2, 1, 0)):  # RGB -> BGR
-        kernel[0, 0, input_channel, output_channel] = 1.0
-    layer.set_weights([kernel, -np.array(VGG16_MEAN_BGR, dtype="float32")])
-    return layer
+    pixels = keras.Input(shape=(None, None, 3), name="rgb_0_255")
+    return keras.Model(pixels, vgg16.preprocess_input(pixels), name=name)
 
 
 def count_parameters(model) -> tuple:
@@ -124,23 +123,41 @@ VGG16_WEIGHTS_URL = (
 )
 
 
+def download_failed(error) -> bool:
+    """True for the errors Keras raises when it cannot download a file (no network, no server)."""
+    return isinstance(error, OSError) or "URL fetch failure" in str(error)
+
+
 @contextlib.contextmanager
-def explain_weights_download():
-    """Turn a failed download of the ImageNet weights into a message that says what to do."""
+def explain_weights_problem(weights):
+    """Turn what goes wrong with VGG16's weights into a message that says what to do.
+
+    WEIGHTS = "imagenet": a failed download. WEIGHTS = a path: a file Keras cannot load into
+    the model (another network's weights, a full model, not an .h5 file). Any other error,
+    from building the model for instance, is not about the weights and passes unchanged.
+    """
+    file_name = VGG16_WEIGHTS_URL.rsplit("/", 1)[1]
     try:
         yield
     except Exception as error:
-        if not isinstance(error, OSError) and "URL fetch failure" not in str(error):
-            raise
-        file_name = VGG16_WEIGHTS_URL.rsplit("/", 1)[1]
-        raise CannotContinue(
-            f"Could not download the ImageNet weights for VGG16: {error}\n"
-            "What to do, one of:\n"
-            "  - connect to the internet and run the cell again;\n"
-            "  - set WEIGHTS = None for a dry run with random weights (it runs, learns little);\n"
-            f"  - download {VGG16_WEIGHTS_URL} by hand and put it in ~/.keras/models/"
-            f" (Keras looks there first), or set WEIGHTS to the path of {file_name}."
-        ) from None
+        if weights == "imagenet" and download_failed(error):
+            raise CannotContinue(
+                f"Could not download the ImageNet weights for VGG16: {error}\n"
+                "What to do, one of:\n"
+                "  - connect to the internet and run the cell again;\n"
+                "  - set WEIGHTS = None for a dry run with random weights"
+                " (it runs, learns little);\n"
+                f"  - download {VGG16_WEIGHTS_URL} by hand and put it in ~/.keras/models/"
+                f" (Keras looks there first), or set WEIGHTS to the path of {file_name}."
+            ) from None
+        if weights not in (None, "imagenet") and isinstance(error, ValueError | OSError):
+            keras_says = str(error).strip().splitlines()[0]
+            raise CannotContinue(
+                f"WEIGHTS = {str(weights)!r}: Keras cannot load this file into VGG16 without "
+                f"its top ({keras_says}).\nWhat to do: use the file Keras downloads for it, "
+                f'{file_name}, or set WEIGHTS = "imagenet".'
+            ) from None
+        raise
 
 
 def saved_image_size(path):
