@@ -37,8 +37,8 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"
 KERNEL_LOG = "kernel_messages.log"  # what the kernels write to their error stream
 RUN_STATE = "run.json"  # what --resume needs: the settings, and the notebooks that finished
 REPORT = "report.html"
-# Cells the report shows without their code: plumbing the reader does not need to see.
-HIDDEN_INPUT_TAGS = {"plumbing", "quiet-start"}
+# Cells the report shows without their code: setup the reader does not need to see again.
+HIDDEN_INPUT_TAGS = {"quiet-start"}
 # What Keras prints at the end of an epoch ("Epoch 2/10", "12/12 ━━━ 3s 250ms/step - ...").
 EPOCH_LINE = re.compile(r"^(Epoch \d+/\d+|\d+/\d+ \S+ .*/step\b.*)$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -193,7 +193,7 @@ def new_run_dir(runs_dir: Path) -> Path:
 
 
 def write_report(run_dir: Path, executed: list[Path]) -> Path:
-    """One HTML page with the executed notebooks in order: plots inline, plumbing code hidden."""
+    """One HTML page with the executed notebooks in order: plots inline, the quiet start hidden."""
     import nbformat
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor

@@ -39,7 +39,10 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import tutorial_plumbing as plumbing  # noqa: E402
+from tutorial_plumbing import your_images  # noqa: E402
+from tutorial_plumbing.duplicates import Fingerprint, group_duplicates
+from tutorial_plumbing.machine import choose_precision
+from tutorial_plumbing.your_images import scan_image_folder
 
 SIZES = [(500, 375), (375, 500), (500, 333), (320, 240), (500, 500)]
 COPY_EVERY = 20
@@ -68,14 +71,14 @@ def write_folder(folder: Path, count: int, seed: int = 0) -> int:
 
 def timed_scan(folder: Path, with_check: bool):
     """(seconds, scan) of one scan of the folder, with or without the duplicate check."""
-    module = plumbing.your_images
+    module = your_images
     saved = module.fingerprint_image, module.group_duplicates
     if not with_check:
-        module.fingerprint_image = lambda image, content: plumbing.Fingerprint("", 0, 255.0)
+        module.fingerprint_image = lambda image, content: Fingerprint("", 0, 255.0)
         module.group_duplicates = lambda fingerprints: []
     try:
         started = time.perf_counter()
-        scan = plumbing.scan_image_folder(folder)
+        scan = scan_image_folder(folder)
         return time.perf_counter() - started, scan
     finally:
         module.fingerprint_image, module.group_duplicates = saved
@@ -83,7 +86,7 @@ def timed_scan(folder: Path, with_check: bool):
 
 def vgg16_seconds_per_image(image_size: int, batch_size: int, batches: int) -> float:
     """VGG16's base on random batches: seconds per image after one warm-up batch."""
-    keras.mixed_precision.set_global_policy(plumbing.choose_precision())
+    keras.mixed_precision.set_global_policy(choose_precision())
     base = keras.applications.VGG16(
         include_top=False, weights=None, input_shape=(image_size, image_size, 3), pooling="avg"
     )
@@ -113,7 +116,7 @@ def main(argv=None) -> dict:
         without, _ = timed_scan(folder, with_check=False)
         with_check, scan = timed_scan(folder, with_check=True)
     started = time.perf_counter()
-    plumbing.group_duplicates(scan.fingerprints)
+    group_duplicates(scan.fingerprints)
     grouping = time.perf_counter() - started
     hashing = sum(fingerprint.seconds for fingerprint in scan.fingerprints)
     per_image = vgg16_seconds_per_image(args.image_size, args.batch_size, args.batches)

@@ -9,7 +9,7 @@ Both run in one process on the same synthetic data, with VGG16 at random weights
                     and kept in memory (batches(..., keep_in_memory=True)).
            phase 2  a fine-tuning epoch of the whole model in float32, fed the same way: forward
                     through every block, backward through block5 and the head.
-  project  phase 1  one pass of tutorial_plumbing.cache_features through the frozen base, at the
+  project  phase 1  one pass of cache_features through the frozen base, at the
                     precision choose_precision() picks for this machine, then head epochs on
                     cached_batches (notebook 02 with USE_FEATURE_CACHE).
            phase 2  block4_pool outputs cached once to files (FeatureFile), then block5 + head
@@ -42,13 +42,13 @@ pipeline with the autotuner off and on.
 Peak memory (ru_maxrss) is measured in a fresh subprocess per dataset size, running the project
 path end to end, to show that it does not grow with the number of images.
 
-Results go to a JSON file with the machine, the date and the library versions. The README's
-speed sections are rendered from the files committed in benchmarks/results/, never typed:
+This file measures. Results go to a JSON file with the machine, the date and the library
+versions, with the figures benchmarks/speed_report.py derives from the timings; that module
+also prints the report and renders the README's speed sections from the committed files:
 
-    python benchmarks/speed.py --save          # 224 px, 256 images: a few minutes; writes
+    python benchmarks/speed.py --save          # 224 px, 256 images: about 13 minutes; writes
                                                # benchmarks/results/<cpu>-<cores>cpu.json
-    python benchmarks/speed.py --write-readme  # README.md's speed sections from those files
-    python benchmarks/speed.py --check-readme  # exit 1, with a diff, if README.md differs
+    python benchmarks/speed_report.py --write-readme   # README.md's speed sections from them
     python benchmarks/speed.py --images 512 --json speed.json
     python benchmarks/speed.py --quick         # smoke test: small and fast, times mean nothing
 """
@@ -56,7 +56,6 @@ speed sections are rendered from the files committed in benchmarks/results/, nev
 import argparse
 import contextlib
 import datetime
-import difflib
 import gc
 import json
 import logging
@@ -68,40 +67,26 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import warnings
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # the helpers of this clone, also when not installed
+from tutorial_plumbing.machine import hide_c_messages  # noqa: E402  (no TensorFlow yet)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ notes: fatal ones only
-
-
-@contextlib.contextmanager
-def stderr_to_devnull():
-    """File descriptor 2 to /dev/null: some C++ start-up notes ignore TF_CPP_MIN_LOG_LEVEL."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-with stderr_to_devnull():  # TensorFlow's start-up notes, before the report
+with hide_c_messages():  # TensorFlow's start-up notes, before the report
     import keras  # noqa: E402
     import tensorflow as tf  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
-from keras.applications import vgg16  # noqa: E402
 from PIL import Image  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import tutorial_plumbing as plumbing  # noqa: E402
+from tutorial_plumbing.data_in import TwoClassData, load_two_class_data  # noqa: E402
+from tutorial_plumbing.feature_store import cache_features, cached_batches, frozen_store  # noqa: E402
+from tutorial_plumbing.machine import choose_precision, cpu_supports_bfloat16  # noqa: E402
+from tutorial_plumbing.model import build_model, make_augmentation, unfreeze_from  # noqa: E402
 
 # Python-side notes that say nothing about speed: retracing of the many small models timed
 # here, and tf.data's autotuner option, which the benchmark turns on and off on purpose.
@@ -126,7 +111,6 @@ JPEG_SIZES = [(500, 375), (500, 375), (375, 500), (500, 333), (400, 300)]
 QUICK = {"image_size": 32, "images": 48, "batch_size": 8, "rss_sizes": [24, 96]}
 AUTOTUNE_PASSES = 3  # timed passes over the pipeline with tf.data's autotuner off, and on
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"  # committed results, one file per machine
-README = REPO_ROOT / "README.md"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +139,7 @@ def machine_description(policy: str, load_at_start: float) -> dict:
     return {
         "cpu": cpu_model(),
         "cores": len(os.sched_getaffinity(0)),
-        "bfloat16_in_hardware": plumbing.cpu_supports_bfloat16(),
+        "bfloat16_in_hardware": cpu_supports_bfloat16(),
         "gpus": gpu_names(),
         "policy": policy,
         "load_average_at_start": round(load_at_start, 2),
@@ -205,29 +189,9 @@ def quiet():
         yield
 
 
-def load_folder_quietly(folder: Path) -> plumbing.TwoClassData:
+def load_folder_quietly(folder: Path) -> TwoClassData:
     with quiet():
-        return plumbing.load_two_class_data(folder, seed=SEED)
-
-
-def build_model(image_size: int) -> keras.Model:
-    """Notebook 02's model, at the global dtype policy in force, with random weights."""
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
-    x = plumbing.vgg16_preprocessing(name="preprocess")(inputs)
-    base = vgg16.VGG16(include_top=False, weights=None, input_tensor=x)
-    base.trainable = False
-    x = layers.GlobalAveragePooling2D(name="pooled_features")(base.output)
-    x = layers.Dense(256, activation="relu", name="head_dense")(x)
-    x = layers.Dropout(0.5, name="head_dropout")(x)
-    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
-    return keras.Model(inputs, outputs, name="vgg16_transfer")
-
-
-def unfreeze_from(model, layer_name: str) -> None:
-    """Notebook 03: `layer_name` and every layer after it learn; the layers before it are frozen."""
-    first = [layer.name for layer in model.layers].index(layer_name)
-    for index, layer in enumerate(model.layers):
-        layer.trainable = index >= first
+        return load_two_class_data(folder, seed=SEED)
 
 
 def compile_binary(model, learning_rate: float):
@@ -366,7 +330,7 @@ def fit_on_images_cost(model, data, image_size, batch_size, steps, learning_rate
             batch_size,
             shuffle=True,
             seed=SEED,
-            augmentation=plumbing.make_augmentation(seed=SEED),
+            augmentation=make_augmentation(seed=SEED),
             keep_in_memory=True,
         )
     stream = stream.repeat()
@@ -382,14 +346,14 @@ def fit_on_images_cost(model, data, image_size, batch_size, steps, learning_rate
 
 
 def extract(extractor, data, splits, image_size, batch_size, cache_dir=None):
-    """plumbing.cache_features over each split: (cached features by split, timing)."""
+    """cache_features over each split: (cached features by split, timing)."""
     cached = {}
 
     def run():
         for split in splits:
             cache_file = os.path.join(cache_dir, f"{split}.f16") if cache_dir else None
             batches = data.batches(split, image_size, batch_size)
-            cached[split] = plumbing.cache_features(extractor, batches, cache_file)
+            cached[split] = cache_features(extractor, batches, cache_file)
 
     _, wall, load = timed(run)
     images = sum(len(labels) for _, labels in cached.values())
@@ -397,10 +361,10 @@ def extract(extractor, data, splits, image_size, batch_size, cache_dir=None):
 
 
 def train_on_cache(trained, cached, epochs, batch_size, learning_rate) -> dict:
-    """fit() on plumbing.cached_batches with validation, as the notebooks do; epoch timings."""
+    """fit() on cached_batches with validation, as the notebooks do; epoch timings."""
     compile_binary(trained, learning_rate)
-    train = plumbing.cached_batches(*cached["train"], batch_size, shuffle=True, seed=SEED)
-    validation = plumbing.cached_batches(*cached["validation"], batch_size)
+    train = cached_batches(*cached["train"], batch_size, shuffle=True, seed=SEED)
+    validation = cached_batches(*cached["validation"], batch_size)
     timer = EpochTimer()
     fit = lambda: trained.fit(  # noqa: E731
         train, validation_data=validation, epochs=epochs, callbacks=[timer], verbose=0
@@ -416,7 +380,7 @@ def train_on_cache(trained, cached, epochs, batch_size, learning_rate) -> dict:
 
 
 def evaluate_on_cache(trained, cached, split, batch_size) -> float:
-    batches = plumbing.cached_batches(*cached[split], batch_size)
+    batches = cached_batches(*cached[split], batch_size)
     return timed(lambda: trained.evaluate(batches, verbose=0))[1]
 
 
@@ -447,7 +411,7 @@ def run_naive(data, settings) -> dict:
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(SEED)
     size, batch = settings["image_size"], settings["batch_size"]
-    model = build_model(size)
+    model = build_model(size, None)
     forward = forward_rate(submodel(model, None, "pooled_features"), size, batch, 3)
     return {"forward_float32": forward} | fit_phases_on_images(model, data, settings)
 
@@ -455,14 +419,14 @@ def run_naive(data, settings) -> dict:
 def run_without_cache(data, settings) -> dict:
     """The notebooks with USE_FEATURE_CACHE=False: images in every epoch, at the chosen policy."""
     keras.utils.set_random_seed(SEED)
-    return fit_phases_on_images(build_model(settings["image_size"]), data, settings)
+    return fit_phases_on_images(build_model(settings["image_size"], None), data, settings)
 
 
 def run_project(data, settings, cache_dir: str, policy: str) -> dict:
     """The notebooks' cached path, at the chosen precision, through tutorial_plumbing."""
     keras.utils.set_random_seed(SEED)
     size, batch = settings["image_size"], settings["batch_size"]
-    model = build_model(size)
+    model = build_model(size, None)
     extractor = submodel(model, None, "pooled_features")
     results = {
         "gflops": vgg16_gflops(model),
@@ -486,7 +450,7 @@ def run_project(data, settings, cache_dir: str, policy: str) -> dict:
     cached, results["phase2_caching"] = extract(
         block4, data, ["train", "validation", "test"], size, batch, cache_dir
     )
-    train_cache = plumbing.cached_batches(*cached["train"], batch, shuffle=True, seed=SEED)
+    train_cache = cached_batches(*cached["train"], batch, shuffle=True, seed=SEED)
     results["phase2_cache_reading_alone"] = stream_rate(train_cache)
     trained = submodel(model, CACHED_LAYER, "output")
     epochs = train_on_cache(
@@ -534,22 +498,20 @@ def run_series_path(data, settings, scratch: str) -> dict:
     """
     keras.utils.set_random_seed(SEED)
     size, batch = settings["image_size"], settings["batch_size"]
-    model = build_model(size)
+    model = build_model(size, None)
     store_dir = os.path.join(scratch, "frozen_store")
     results = {}
 
     def store():
         with quiet():  # its progress lines
-            return plumbing.frozen_store(store_dir, data, model, CACHED_LAYER, size, batch)
+            return frozen_store(store_dir, data, model, CACHED_LAYER, size, batch)
 
     def part_2():
         stored, results["store_s"], _ = timed(store)
         rest_of_base = submodel(model, CACHED_LAYER, "pooled_features")
         features, results["pooled_s"], _ = timed(
             lambda: {
-                split: plumbing.cache_features(
-                    rest_of_base, plumbing.cached_batches(*stored[split], batch)
-                )
+                split: cache_features(rest_of_base, cached_batches(*stored[split], batch))
                 for split in ("train", "validation")
             }
         )
@@ -569,7 +531,7 @@ def run_series_path(data, settings, scratch: str) -> dict:
 
     def part_4(stored):
         after_store = submodel(model, CACHED_LAYER, "output")
-        test = plumbing.cached_batches(*stored["test"], batch)
+        test = cached_batches(*stored["test"], batch)
         return after_store.predict(test, verbose=0)
 
     with counting_images_through(model.get_layer("block1_conv1")) as passes:
@@ -586,207 +548,6 @@ def run_series_path(data, settings, scratch: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# From timings to the figures the issue asks for
-
-
-def images_in_seconds(fits, forward_images_per_s, counts) -> dict:
-    """Seconds of a recipe that takes images in: an epoch of each phase, and the test split.
-
-    `fits` holds the measured fit costs per image ({phase}_fit); validation and test images
-    are evaluated at `forward_images_per_s`.
-    """
-    evaluate = 1 / forward_images_per_s  # s per evaluated image
-    epochs = {
-        f"{phase}_epoch": counts["train"] * fits[f"{phase}_fit"]["seconds_per_image"]
-        + counts["validation"] * evaluate
-        for phase in ("phase1", "phase2")
-    }
-    return epochs | {"test": counts["test"] * evaluate}
-
-
-def summarize(naive, project, counts, policy) -> dict:
-    """Speedups at this run's image counts, and the efficiency of the extraction pipeline."""
-    usual = images_in_seconds(naive, naive["forward_float32"]["images_per_s"], counts)
-    naive_p1_epoch, naive_p2_epoch = usual["phase1_epoch"], usual["phase2_epoch"]
-    project_p1 = project["phase1_extraction"]["seconds"] + project["phase1_head"]["seconds"]
-    p2 = project["phase2_epochs"]
-    epochs = len(p2["epoch_seconds"])
-    naive_p2_run = epochs * naive_p2_epoch + usual["test"]
-    project_p2_run = (
-        project["phase2_caching"]["seconds"]
-        + sum(p2["epoch_seconds"])
-        + project["phase2_test_evaluation_s"]
-    )
-    extraction = project["phase1_extraction"]["images_per_s"]
-    return {
-        "naive_phase1_s": HEAD_EPOCHS * naive_p1_epoch,
-        "project_phase1_s": project_p1,
-        "phase1_speedup": HEAD_EPOCHS * naive_p1_epoch / project_p1,
-        "naive_phase2_epoch_s": naive_p2_epoch,
-        "project_phase2_epoch_s": p2["steady_epoch_s"],
-        "phase2_speedup": naive_p2_epoch / p2["steady_epoch_s"],
-        "phase2_run_epochs": epochs,
-        "naive_phase2_run_s": naive_p2_run,
-        "project_phase2_run_s": project_p2_run,
-        "phase2_speedup_amortised": naive_p2_run / project_p2_run,
-        "extraction_efficiency": extraction / project[f"forward_{policy}"]["images_per_s"],
-    }
-
-
-def usual_tracing_s(naive, batch_size: int) -> dict:
-    """Seconds the usual recipe spends once per notebook, tracing: its warm-ups less their work.
-
-    Part 2's fit and part 3's fit each trace a training step (the warm-up fit of one batch,
-    less that batch at the measured rate); part 4 traces its predictions (forward_rate's
-    warm-up of a full and a one-image batch, less those images at the forward rate).
-    """
-    fit = {
-        phase: naive[f"{phase}_fit"]["warmup_s"]
-        - batch_size * naive[f"{phase}_fit"]["seconds_per_image"]
-        for phase in ("phase1", "phase2")
-    }
-    forward = naive["forward_float32"]
-    predict = forward["warmup_s"] - (batch_size + 1) / forward["images_per_s"]
-    return {"part2": fit["phase1"], "part3": fit["phase2"], "part4": predict}
-
-
-def series_gflops(counts, fine_tune_epochs, g) -> tuple:
-    """(usual, series) GFLOPs for parts 2 to 4 on `counts` images: see series_figures."""
-    n_train, n_val, n_test = counts["train"], counts["validation"], counts["test"]
-    base, to_block4 = g["base_forward"], g["to_block4_pool_forward"]
-    block5, block5_train = g["block5_and_head_forward"], g["block5_and_head_train_step"]
-    usual = (
-        HEAD_EPOCHS * (n_train + n_val) * base
-        + fine_tune_epochs * (n_train * (to_block4 + block5_train) + n_val * base)
-        + n_test * base
-    )
-    series = (
-        (n_train + n_val + n_test) * to_block4
-        + (n_train + n_val) * block5
-        + fine_tune_epochs * (n_train * block5_train + n_val * block5)
-        + n_test * block5
-    )
-    return usual, series
-
-
-def series_figures(naive, project, series, counts, policy, batch_size) -> dict:
-    """The series (parts 2 to 4) against the usual recipe: measured, and ideal from FLOPs.
-
-    The usual recipe's seconds are its measured per-image fit costs and float32 forward rate
-    times the images and epochs of each part: HEAD_EPOCHS epochs of part 2 (train fitted,
-    validation evaluated), SERIES_FINE_TUNE_EPOCHS of part 3, and the test split's predictions;
-    plus its tracing, once per part (usual_tracing_s), since the series is timed whole,
-    tracing included.
-
-    The ideal speedup counts only the arithmetic each path must do, in GFLOPs (vgg16_gflops),
-    at the measured forward rate of the precision it runs at: seconds per GFLOP is
-    1 / (forward images/s x base_forward GFLOPs). With N = train + validation + test images,
-    E2 = HEAD_EPOCHS, E3 = SERIES_FINE_TUNE_EPOCHS and base = VGG16's base forward:
-      usual  = E2 (train + val) base                          part 2: the frozen base, every epoch
-             + E3 (train (to_block4 + block5_train) + val base)   part 3: forward + backward
-             + test base                                      part 4
-      series = N to_block4                                    one frozen pass per image
-             + (train + val) block5_forward                   part 2: pooled features, once
-             + E3 (train block5_train + val block5_forward)   part 3: block5 + head only
-             + test block5_forward                            part 4
-    (the head's own cost, under a millionth of the base's, is left out of both), and
-    series_ideal_speedup = usual x float32 s/GFLOP / (series x the chosen policy's s/GFLOP).
-
-    Where the series falls short of its ideal seconds: part 3's training steps, which may
-    run below the forward rate per GFLOP (series_fine_tune_efficiency: the ideal seconds of a
-    part-3 epoch over its measured steady seconds), and the rest, mostly one-time work such as
-    tracing each model, which does not grow with the number of images.
-    """
-    n_train, n_val = counts["train"], counts["validation"]
-    usual = images_in_seconds(naive, naive["forward_float32"]["images_per_s"], counts)
-    tracing = usual_tracing_s(naive, batch_size)
-    usual_s = (
-        HEAD_EPOCHS * usual["phase1_epoch"]
-        + SERIES_FINE_TUNE_EPOCHS * usual["phase2_epoch"]
-        + usual["test"]
-        + sum(tracing.values())
-    )
-    g = project["gflops"]
-    usual_gflops, ideal_gflops = series_gflops(counts, SERIES_FINE_TUNE_EPOCHS, g)
-    float32_s_per_gflop = 1 / (naive["forward_float32"]["images_per_s"] * g["base_forward"])
-    chosen_s_per_gflop = 1 / (project[f"forward_{policy}"]["images_per_s"] * g["base_forward"])
-    ideal_s = ideal_gflops * chosen_s_per_gflop
-    ideal_epoch_s = (
-        n_train * g["block5_and_head_train_step"] + n_val * g["block5_and_head_forward"]
-    ) * chosen_s_per_gflop
-    steady_epoch_s = series["part3_epochs"]["steady_epoch_s"]
-    fine_tuning_gap = SERIES_FINE_TUNE_EPOCHS * (steady_epoch_s - ideal_epoch_s)
-    return {
-        "naive_series_s": usual_s,
-        "naive_series_tracing_s": sum(tracing.values()),
-        "project_series_s": series["seconds"],
-        "series_speedup": usual_s / series["seconds"],
-        "series_ideal_speedup": usual_gflops * float32_s_per_gflop / ideal_s,
-        "series_ideal_s": ideal_s,
-        "series_fine_tune_efficiency": ideal_epoch_s / steady_epoch_s,
-        "series_gap_fine_tuning_s": fine_tuning_gap,
-        "series_gap_other_s": series["seconds"] - ideal_s - fine_tuning_gap,
-        "frozen_passes_per_image": series["frozen_passes_per_image"],
-    }
-
-
-def full_run_cpu_estimate(naive, project, without_cache, series, counts, policy, batch) -> dict:
-    """Seconds for parts 2 to 4 on all of cats_vs_dogs, scaled from this run's measurements.
-
-    The usual recipe: its per-image costs times the full run's images and epochs, plus its
-    tracing once per part. The notebooks: the series' store pass and pooled-feature pass per
-    image, its steady epochs per image, its part-4 predictions per test image, and its
-    one-time work (tracing, the fingerprint, reopening the store) once.
-    """
-    full = FULL_RUN_IMAGES
-    fitted = full["train"] + full["validation"]  # images per epoch, as in this run's split
-    scale = fitted / (counts["train"] + counts["validation"])
-    naive_full = images_in_seconds(naive, naive["forward_float32"]["images_per_s"], full)
-    tracing = usual_tracing_s(naive, batch)
-    usual = {
-        "part2": HEAD_EPOCHS * naive_full["phase1_epoch"] + tracing["part2"],
-        "part3": FULL_RUN_FINE_TUNE_EPOCHS * naive_full["phase2_epoch"] + tracing["part3"],
-        "part4": naive_full["test"] + tracing["part4"],
-    }
-    # Without the cache, validation passes run the whole model at the chosen precision.
-    uncached = images_in_seconds(without_cache, project[f"forward_{policy}"]["images_per_s"], full)
-    head, fine_tuning = series["part2_head"], series["part3_epochs"]
-    # The store's pass per image at the rate of the same pass traced beforehand (phase 2's
-    # caching); what the series' store took beyond that (tracing, the fingerprint) is one-time.
-    store_rate = project["phase2_caching"]["images_per_s"]
-    store_once = max(0.0, series["store_s"] - sum(counts.values()) / store_rate)
-    store = sum(full.values()) / store_rate + store_once
-    epoch = fine_tuning["steady_epoch_s"] * scale
-    notebooks = {
-        "part2": store
-        + series["pooled_s"] * scale  # its tracing scaled too: a little pessimistic
-        + head["warmup_s"]
-        + HEAD_EPOCHS * head["steady_epoch_s"] * scale,
-        "part3": series["part3_s"]
-        - fine_tuning["seconds"]
-        + fine_tuning["warmup_s"]
-        + FULL_RUN_FINE_TUNE_EPOCHS * epoch,
-        "part4": series["part4_s"] * full["test"] / counts["test"],
-    }
-    usual_gflops, ideal_gflops = series_gflops(full, FULL_RUN_FINE_TUNE_EPOCHS, project["gflops"])
-    ideal_speedup = (usual_gflops / naive["forward_float32"]["images_per_s"]) / (
-        ideal_gflops / project[f"forward_{policy}"]["images_per_s"]
-    )
-    return {
-        **{f"naive_{part}_s": seconds for part, seconds in usual.items()},
-        **{f"project_{part}_s": seconds for part, seconds in notebooks.items()},
-        "naive_series_s": sum(usual.values()),
-        "project_series_s": sum(notebooks.values()),
-        "project_store_s": store,
-        "project_part3_epoch_s": epoch,
-        "series_speedup": sum(usual.values()) / sum(notebooks.values()),
-        "series_ideal_speedup": ideal_speedup,
-        "without_cache_phase1_epoch_s": uncached["phase1_epoch"],
-        "without_cache_phase2_epoch_s": uncached["phase2_epoch"],
-    }
-
-
-# ---------------------------------------------------------------------------------------------
 # Peak memory, one fresh process per dataset size
 
 
@@ -797,7 +558,7 @@ def rss_child(settings) -> None:
         write_jpeg_folder(folder, settings["images"])
         data = load_folder_quietly(folder)
         with quiet():
-            policy = plumbing.choose_precision()
+            policy = choose_precision()
         project = run_rss_path(data, settings, scratch)
         print(json.dumps({"images": settings["images"], "policy": policy} | project))
 
@@ -805,7 +566,7 @@ def rss_child(settings) -> None:
 def run_rss_path(data, settings, cache_dir) -> dict:
     """Notebook 02 then 03 on the cache (one epoch each); RSS now and at peak after each."""
     size, batch = settings["image_size"], settings["batch_size"]
-    model = build_model(size)
+    model = build_model(size, None)
     features, _ = extract(
         submodel(model, None, "pooled_features"), data, ["train", "validation"], size, batch
     )
@@ -846,446 +607,6 @@ def measure_peak_rss(settings) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Report
-
-
-def print_report(report) -> None:
-    s, m, t = report["settings"], report["machine"], report["timings"]
-    naive, project, summary = t["naive"], t["project"], report["summary"]
-    counts, policy = report["images"], m["policy"]
-    print(
-        f"\nVGG16 at {s['image_size']} px, batch {s['batch_size']}: {sum(counts.values())} "
-        f"synthetic JPEGs (~{report['jpeg_kib']:.0f} KiB each): train {counts['train']}, "
-        f"validation {counts['validation']}, test {counts['test']}"
-    )
-    print(
-        f"{m['cpu']}, {m['cores']} cores, bf16 in hardware: {m['bfloat16_in_hardware']}, "
-        f"TF {report['versions']['tensorflow']}, Keras {report['versions']['keras']}, "
-        f"policy {policy}, "
-        f"load average {m['load_average_at_start']} at start, {report['load_average_at_end']} "
-        "at end"
-    )
-    print_rates(naive, project, t["without_cache"], summary, policy)
-    autotune = t["autotune"]
-    print(
-        f"\nA pass over the training pipeline ({autotune['images']} images), seconds: "
-        f"autotuner off {fmt_seconds(autotune['off_s'])}, on {fmt_seconds(autotune['on_s'])}"
-    )
-    print_phases(summary, naive, project)
-    print_series(summary, t["series"])
-    print_estimates(report)
-    print("\nPeak RSS (ru_maxrss) by dataset size, a fresh process each")
-    for images, child in report["rss_children"].items():
-        print(
-            f"  {images:>6} images: peak {child['peak_rss_mb']:.0f} MB, now "
-            f"{child['rss_after_phase2_mb']:.0f} MB; block4 cache on disk "
-            f"{child['block4_cache_mb']:.0f} MB"
-        )
-
-
-def fmt_seconds(values) -> str:
-    """[1.0, 2.0, 3.0] -> '1.00, 2.00 and 3.00'."""
-    texts = [f"{value:.2f}" for value in values]
-    return " and ".join([", ".join(texts[:-1]), texts[-1]] if len(texts) > 1 else texts)
-
-
-def print_rates(naive, project, without_cache, summary, policy) -> None:
-    rows = [
-        ("bare forward, float32, in-memory batch", naive["forward_float32"]),
-        (f"bare forward, {policy}, in-memory batch", project[f"forward_{policy}"]),
-        ("input pipeline alone (read, decode, resize)", project["pipeline_alone"]),
-        ("cache_features on that pipeline (phase 1)", project["phase1_extraction"]),
-        ("cache_features to block4_pool files (phase 2)", project["phase2_caching"]),
-        ("naive phase 1: fit, images in, float32", naive["phase1_fit"]),
-        ("naive phase 2: fit, images in, float32", naive["phase2_fit"]),
-        ("block4 cache read by cached_batches alone", project["phase2_cache_reading_alone"]),
-        ("project phase 2: an epoch on the cache", project["phase2_epochs"]),
-        (f"no cache, phase 1: fit, images in, {policy}", without_cache["phase1_fit"]),
-        (f"no cache, phase 2: fit, images in, {policy}", without_cache["phase2_fit"]),
-    ]
-    print(f"\n{'Rates':<50}{'images/s':>10}{'busy cores':>12}{'others':>8}")
-    for label, rate in rows:
-        print(
-            f"  {label:<48}{rate['images_per_s']:>10.2f}{rate['busy_cores']:>12.2f}"
-            f"{rate['other_cores']:>8.2f}"
-        )
-    disturbed = max(rate["other_cores"] for _, rate in rows)
-    if disturbed > 0.2:
-        print(
-            f"  WARNING: other processes kept up to {disturbed:.1f} cores busy during these "
-            "timings: measure again on a quiet machine."
-        )
-    print(f"  extraction_efficiency = {summary['extraction_efficiency']:.2f}")
-    gflops = project["gflops"]
-    print(
-        f"  GFLOPs per image: base forward {gflops['base_forward']:.2f}, to block4_pool "
-        f"{gflops['to_block4_pool_forward']:.2f}, block5+head forward "
-        f"{gflops['block5_and_head_forward']:.2f}, block5+head train step "
-        f"{gflops['block5_and_head_train_step']:.2f}"
-    )
-
-
-def print_phases(summary, naive, project) -> None:
-    p1, p2 = naive["phase1_fit"], naive["phase2_fit"]
-    print(f"\n{'Seconds for this run':<50}{'naive':>10}{'project':>10}{'speedup':>10}")
-    rows = [
-        (f"phase 1: {HEAD_EPOCHS} epochs", "phase1"),
-        ("phase 2: one epoch (steady)", "phase2_epoch"),
-        (f"phase 2: {summary['phase2_run_epochs']} epochs + caching + test", "phase2_run"),
-    ]
-    speedups = ["phase1_speedup", "phase2_speedup", "phase2_speedup_amortised"]
-    for (label, key), speedup in zip(rows, speedups):
-        naive_s, project_s = summary[f"naive_{key}_s"], summary[f"project_{key}_s"]
-        print(f"  {label:<48}{naive_s:>10.1f}{project_s:>10.1f}{summary[speedup]:>10.1f}")
-    print(
-        f"  naive: measured s/image x images x epochs; timed on {p1['timed_images']} images per "
-        f"phase after warm-ups of {p1['warmup_s']:.1f} s and {p2['warmup_s']:.1f} s (excluded)"
-    )
-    print(
-        f"  project: phase 1 = extraction {project['phase1_extraction']['seconds']:.1f} s + head "
-        f"{project['phase1_head']['seconds']:.1f} s; phase 2 caching "
-        f"{project['phase2_caching']['seconds']:.1f} s (one time), first epoch traces "
-        f"{project['phase2_epochs']['warmup_s']:.1f} s extra"
-    )
-
-
-def print_series(summary, series) -> None:
-    print(
-        f"\nThe series, parts 2 to 4 ({HEAD_EPOCHS} head epochs, {SERIES_FINE_TUNE_EPOCHS} "
-        "fine-tuning epochs, test predictions), seconds"
-    )
-    print(
-        f"  usual recipe {summary['naive_series_s']:.1f}, with the frozen store "
-        f"{summary['project_series_s']:.1f} (part 2 {series['part2_s']:.1f}, part 3 "
-        f"{series['part3_s']:.1f}, part 4 {series['part4_s']:.1f})"
-    )
-    print(
-        f"  series_speedup {summary['series_speedup']:.2f}, series_ideal_speedup "
-        f"{summary['series_ideal_speedup']:.2f} (ratio "
-        f"{summary['series_speedup'] / summary['series_ideal_speedup']:.2f}), "
-        f"frozen_passes_per_image {summary['frozen_passes_per_image']:.3f}"
-    )
-    print(
-        f"  usual recipe's tracing (counted once per part): "
-        f"{summary['naive_series_tracing_s']:.1f}; series pieces: store {series['store_s']:.1f}, "
-        f"pooled features {series['pooled_s']:.1f}, head {series['part2_head']['seconds']:.1f}"
-    )
-    print(
-        f"  short of the ideal {summary['series_ideal_s']:.1f} s by "
-        f"{summary['project_series_s'] - summary['series_ideal_s']:.1f} s: part 3's training "
-        f"steps {summary['series_gap_fine_tuning_s']:.1f} (series_fine_tune_efficiency "
-        f"{summary['series_fine_tune_efficiency']:.2f}), the rest "
-        f"{summary['series_gap_other_s']:.1f} (tracing and other one-time work)"
-    )
-
-
-def print_estimates(report) -> None:
-    estimate = report["full_run_estimate_cpu"]
-    minutes = {key: value / 60 for key, value in estimate.items() if key.endswith("_s")}
-    print(f"\nEstimates for all of cats_vs_dogs {FULL_RUN_IMAGES}, in minutes, this machine")
-    parts = [
-        ("part 2", f"{HEAD_EPOCHS} head epochs", "part2"),
-        ("part 3", f"{FULL_RUN_FINE_TUNE_EPOCHS} fine-tuning epochs", "part3"),
-        ("part 4", "test predictions", "part4"),
-        ("series", "parts 2 to 4", "series"),
-    ]
-    for name, what, key in parts:
-        print(
-            f"  {name} ({what}): usual {minutes[f'naive_{key}_s']:.0f}, "
-            f"notebooks {minutes[f'project_{key}_s']:.0f}"
-        )
-    print(
-        f"  of which the store {minutes['project_store_s']:.0f} and a part-3 epoch "
-        f"{minutes['project_part3_epoch_s']:.1f}; series_speedup "
-        f"{estimate['series_speedup']:.2f} of an ideal {estimate['series_ideal_speedup']:.2f}"
-    )
-    print(
-        "  notebooks with USE_FEATURE_CACHE=False: an epoch of part 2 "
-        f"{minutes['without_cache_phase1_epoch_s']:.0f}, of part 3 "
-        f"{minutes['without_cache_phase2_epoch_s']:.0f}"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# The README's speed sections, rendered from the committed results files
-
-MARKERS = {
-    "cost": ("<!-- speed:cost:begin -->", "<!-- speed:cost:end -->"),
-    "results": ("<!-- speed:results:begin -->", "<!-- speed:results:end -->"),
-}
-WRAP = 92  # the README's line length
-
-
-def paragraph(text: str) -> str:
-    return textwrap.fill(" ".join(text.split()), WRAP, break_on_hyphens=False)
-
-
-def kib(size_bytes: float) -> str:
-    return f"{size_bytes / 2**10:,.0f} KiB"
-
-
-def render_cost() -> str:
-    """What one image costs and what the caches hold, from VGG16's layer shapes at 224 px."""
-    size = 224
-    model = build_model(size)  # the dtype policy changes no shape, so neither count
-    gflops = vgg16_gflops(model)
-    pooled = int(model.get_layer("pooled_features").output.shape[-1])
-    block4_shape = tuple(int(n) for n in model.get_layer(CACHED_LAYER).output.shape[1:])
-    float16_bytes = 2  # cache_features stores float16, whatever the policy
-    pooled_bytes = pooled * float16_bytes
-    block4_bytes = int(np.prod(block4_shape)) * float16_bytes
-    all_images = sum(FULL_RUN_IMAGES.values())
-    shape = " × ".join(str(n) for n in block4_shape)
-    return "\n".join(
-        [
-            paragraph(
-                f"""Almost all the time goes into VGG16 itself: one {size}-pixel image costs
-                {gflops["base_forward"]:.1f} billion floating-point operations on the way
-                through the base (counted from its layer shapes by `benchmarks/speed.py`). The
-                usual recipe pays that for every image in every epoch, in float32. The notebooks
-                avoid repeated work instead:"""
-            ),
-            "",
-            "- "
-            + paragraph(
-                f"""**One frozen pass (part 2)**: the layers that stay frozen in part 3, everything
-                up to `{CACHED_LAYER}`, run once per image, for all three splits. Their output
-                is stored as float16 in `ARTIFACTS_DIR/frozen_store`: {shape} values,
-                {kib(block4_bytes)} per image at {size} pixels,
-                {block4_bytes * all_images / 2**30:.1f} GiB for all {all_images:,} images of
-                cats_vs_dogs, on local disk (the operating system keeps it in memory when there
-                is room)."""
-            ).replace("\n", "\n  "),
-            "- "
-            + paragraph(
-                f"""**The head (part 2)**: `block5` and the pooling run once on the stored maps;
-                their {pooled} pooled features per image ({kib(pooled_bytes)} in float16) are
-                what the head trains on, for as many epochs as you like."""
-            ).replace("\n", "\n  "),
-            "- "
-            + paragraph(
-                """**Fine-tuning and evaluation (parts 3 and 4)**: each epoch runs only `block5`
-                and the head on the store, and part 4 predicts the test split from it. Grad-CAM,
-                a new photo and the exports use the whole model."""
-            ).replace("\n", "\n  "),
-        ]
-    )
-
-
-def rate_rows(report) -> list:
-    t, policy = report["timings"], report["machine"]["policy"]
-    naive, project, uncached = t["naive"], t["project"], t["without_cache"]
-    without = f"notebooks without the cache, phase {{}} (`fit` on images, {policy})"
-    again = ", measured again beside the cache" if policy == "float32" else ""
-    return [
-        ("bare VGG16 base forward, float32", naive["forward_float32"]),
-        (f"bare VGG16 base forward, {policy}{again}", project[f"forward_{policy}"]),
-        ("input pipeline alone (read, decode, resize)", project["pipeline_alone"]),
-        ("feature cache, phase 1 (`cache_features` on it)", project["phase1_extraction"]),
-        ("usual recipe, phase 1 (`fit` on images, float32)", naive["phase1_fit"]),
-        ("usual recipe, phase 2 (`fit` on images, float32)", naive["phase2_fit"]),
-        (without.format(1), uncached["phase1_fit"]),
-        (without.format(2), uncached["phase2_fit"]),
-        ("notebooks with the cache, phase 2 (an epoch of block5 + head)", project["phase2_epochs"]),
-    ]
-
-
-def render_run(report, name: str) -> str:
-    """One results file as the README shows it: where it came from, then what it measured."""
-    m, v, s, summary = report["machine"], report["versions"], report["settings"], report["summary"]
-    t, policy, images = report["timings"], m["policy"], report["images"]
-    link = f"benchmarks/results/{name}"
-    gpus = ", ".join(m["gpus"]) if m["gpus"] else "no GPU"
-    bf16 = "with" if m["bfloat16_in_hardware"] else "without"
-    lines = [
-        paragraph(
-            f"""**{m["cpu"]}**, {m["cores"]} cores, {bf16} bfloat16 instructions, {gpus};
-            Python {v["python"]}, TensorFlow {v["tensorflow"]}, Keras {v["keras"]}, NumPy
-            {v["numpy"]}; policy `{policy}`. Measured on {report["date"]}, rendered from
-            [`{link}`]({link}): {sum(images.values())} generated JPEGs (train
-            {images["train"]}, validation {images["validation"]}, test {images["test"]}),
-            {s["image_size"]} pixels, batch {s["batch_size"]}."""
-        ),
-        "",
-    ]
-    if report.get("quick"):
-        lines += [
-            "> "
-            + paragraph(
-                f"""**A quick run** (`--quick`: {s["image_size"]}-pixel images, a few dozen
-                files). It shows that the benchmark works, not how fast anything is: run it
-                in full on a quiet machine before you believe any figure below."""
-            ).replace("\n", "\n> "),
-            "",
-        ]
-    lines += ["| Measured | images/s |", "|---|---:|"]
-    lines += [f"| {label} | {rate['images_per_s']:.1f} |" for label, rate in rate_rows(report)]
-    n = sum(images.values())
-    lines += [
-        "",
-        f"| On the {n} images | usual recipe | notebooks | speedup |",
-        "|---|---:|---:|---:|",
-        f"| phase 1: feature extraction + {HEAD_EPOCHS} epochs of the head | "
-        f"{summary['naive_phase1_s']:.1f} s | {summary['project_phase1_s']:.1f} s | "
-        f"{summary['phase1_speedup']:.1f}x |",
-        f"| phase 2: one fine-tuning epoch | {summary['naive_phase2_epoch_s']:.1f} s | "
-        f"{summary['project_phase2_epoch_s']:.1f} s | {summary['phase2_speedup']:.1f}x |",
-    ]
-    if "series_speedup" in summary:
-        lines += [
-            f"| the series: part 2 ({HEAD_EPOCHS} head epochs), part 3 "
-            f"({SERIES_FINE_TUNE_EPOCHS} fine-tuning epochs), part 4's test predictions | "
-            f"{summary['naive_series_s']:.1f} s | {summary['project_series_s']:.1f} s | "
-            f"{summary['series_speedup']:.1f}x |",
-            "",
-            paragraph(
-                f"""Over the series, the frozen layers ran
-                {summary["frozen_passes_per_image"]:.2f} times per image: the frozen store
-                runs them once, and parts 3 and 4 reuse it. From VGG16's operation counts and
-                the forward rates measured here, the series could at best be
-                {summary["series_ideal_speedup"]:.1f} times faster than the usual recipe. It
-                was {summary["series_speedup"]:.1f} times faster:
-                {summary["series_speedup"] / summary["series_ideal_speedup"]:.0%} of the ideal.
-                Both recipes pay for tracing (the usual recipe's
-                {summary["naive_series_tracing_s"]:.1f} s come from its warm-ups). At the ideal
-                rate the series would take {summary["series_ideal_s"]:.1f} s. It took
-                {summary["project_series_s"] - summary["series_ideal_s"]:.1f} s more:
-                {summary["series_gap_fine_tuning_s"]:.1f} s in part 3, whose training steps
-                did {summary["series_fine_tune_efficiency"]:.0%} as many operations per second
-                as the forward pass, and {summary["series_gap_other_s"]:.1f} s of one-time
-                work, mostly tracing each model. One-time work does not grow with the number
-                of images."""
-            ),
-        ]
-    else:
-        lines += [
-            "",
-            paragraph(
-                """This results file was measured before the benchmark timed the whole series
-                with the frozen store: run `python benchmarks/speed.py --save` again for
-                those figures."""
-            ),
-        ]
-    lines += [""]
-    float32 = t["naive"]["forward_float32"]["images_per_s"]
-    chosen = t["project"][f"forward_{policy}"]["images_per_s"]
-    if policy == "float32":
-        precision = """This machine has no fast 16-bit math, so the notebooks compute in float32
-            here and this run measures no mixed precision."""
-    else:
-        precision = f"""`{policy}` ran the bare base at {chosen / float32:.1f} times the
-            float32 rate ({chosen:.1f} against {float32:.1f} images/s)."""
-    autotune = t["autotune"]
-    rss = ", ".join(
-        f"{child['peak_rss_mb']:,.0f} MB with {size} images"
-        for size, child in report["rss_children"].items()
-    )
-    disturbed = max(rate["other_cores"] for _, rate in rate_rows(report))
-    busy = ": too many for steady figures" if disturbed > 0.2 else ""
-    lines += [
-        paragraph(
-            f"""{precision} The feature cache ran at
-            {report["extraction_efficiency"]:.0%} of the bare base's forward rate on
-            in-memory batches. A pass over the {autotune["images"]} training images through
-            the input pipeline took {fmt_seconds(autotune["off_s"])} s with tf.data's
-            autotuner off (as the notebooks set it) and {fmt_seconds(autotune["on_s"])} s
-            with it on. Peak memory (a fresh process each): {rss}. The usual recipe is timed
-            on {s["naive_steps"]} batches after a warm-up step and scaled to the full run.
-            Other processes kept up to {disturbed:.1f} cores busy during the timings{busy}."""
-        ),
-        "",
-    ]
-    estimate = report["full_run_estimate_cpu"]
-    if "project_series_s" in estimate:
-        lines += render_estimates(estimate)
-    return "\n".join(lines)
-
-
-def minutes(seconds: float) -> str:
-    value = seconds / 60
-    return f"{value:,.0f} min" if value >= 10 else f"{value:.1f} min"
-
-
-def render_estimates(estimate) -> list:
-    """The full-run estimates as the README shows them (results files with the series)."""
-    full = FULL_RUN_IMAGES
-    return [
-        paragraph(
-            f"""**Estimates for all of cats_vs_dogs on this machine** ({full["train"]:,}
-            training, {full["validation"]:,} validation and {full["test"]:,} test images,
-            {FULL_RUN_FINE_TUNE_EPOCHS} fine-tuning epochs as in part 3), scaled from the series
-            above: what is done per image times the images, one-time work once. They are
-            estimates, not runs:"""
-        ),
-        "",
-        "| | usual recipe | notebooks |",
-        "|---|---:|---:|",
-        f"| part 2 ({HEAD_EPOCHS} head epochs) | {minutes(estimate['naive_part2_s'])} | "
-        f"{minutes(estimate['project_part2_s'])} ({minutes(estimate['project_store_s'])} "
-        "for the frozen store) |",
-        f"| part 3 ({FULL_RUN_FINE_TUNE_EPOCHS} fine-tuning epochs) | "
-        f"{minutes(estimate['naive_part3_s'])} | {minutes(estimate['project_part3_s'])} "
-        f"({minutes(estimate['project_part3_epoch_s'])} per epoch) |",
-        f"| part 4 (test predictions) | {minutes(estimate['naive_part4_s'])} | "
-        f"{minutes(estimate['project_part4_s'])} |",
-        f"| the series | {minutes(estimate['naive_series_s'])} | "
-        f"{minutes(estimate['project_series_s'])} |",
-        f"| one epoch without the cache | | {minutes(estimate['without_cache_phase1_epoch_s'])} "
-        f"(part 2), {minutes(estimate['without_cache_phase2_epoch_s'])} (part 3) |",
-        "",
-        paragraph(
-            f"""At that size the series would be {estimate["series_speedup"]:.1f} times faster
-            than the usual recipe, against an ideal of {estimate["series_ideal_speedup"]:.1f}
-            ({estimate["series_speedup"] / estimate["series_ideal_speedup"]:.0%})."""
-        ),
-    ]
-
-
-def render_results(results_dir: Path = RESULTS_DIR) -> str:
-    paths = sorted(results_dir.glob("*.json"))
-    if not paths:
-        return paragraph(
-            """No results are committed yet: run `python benchmarks/speed.py --save` on a quiet
-            machine, then `python benchmarks/speed.py --write-readme`."""
-        )
-    return "\n\n".join(render_run(json.loads(p.read_text()), p.name) for p in paths)
-
-
-def render_readme(text: str) -> str:
-    """`text` with every speed section replaced by what the code and the results render."""
-    rendered = {"cost": render_cost(), "results": render_results()}
-    for key, (begin, end) in MARKERS.items():
-        if text.count(begin) != 1 or text.count(end) != 1:
-            raise SystemExit(f"README.md needs exactly one {begin} and one {end}")
-        head, rest = text.split(begin)
-        _, tail = rest.split(end)
-        text = f"{head}{begin}\n{rendered[key]}\n{end}{tail}"
-    return text
-
-
-def update_readme(write: bool, readme: Path = README) -> int:
-    """0 when README.md shows what the results render (after rewriting it, with `write`)."""
-    current = readme.read_text()
-    rendered = render_readme(current)
-    if rendered == current:
-        print("README.md's speed sections match the committed results.")
-        return 0
-    if write:
-        readme.write_text(rendered)
-        print("README.md's speed sections rewritten from the committed results.")
-        return 0
-    diff = difflib.unified_diff(
-        current.splitlines(keepends=True),
-        rendered.splitlines(keepends=True),
-        "README.md",
-        "README.md as the results render it",
-    )
-    sys.stdout.writelines(diff)
-    print("\nREADME.md differs: run `python benchmarks/speed.py --write-readme`.")
-    return 1
-
-
-# ---------------------------------------------------------------------------------------------
 # Command line
 
 
@@ -1299,16 +620,6 @@ def parse_settings(argv=None) -> dict:
         "--save",
         action="store_true",
         help="write the results to benchmarks/results/<this machine>.json (--json names it)",
-    )
-    parser.add_argument(
-        "--check-readme",
-        action="store_true",
-        help="exit 1, with a diff, when README.md differs from what the results files render",
-    )
-    parser.add_argument(
-        "--write-readme",
-        action="store_true",
-        help="rewrite README.md's speed sections from the committed results files",
     )
     parser.add_argument("--quick", action="store_true", help="small and fast: a smoke test")
     parser.add_argument(
@@ -1328,16 +639,10 @@ def parse_settings(argv=None) -> dict:
     settings["fine_tune_epochs"] = 2 if args.quick else FINE_TUNE_EPOCHS_TIMED
     settings["quick"] = args.quick
     json_path = args.json or (str(RESULTS_DIR / machine_file_name()) if args.save else None)
-    return settings | {
-        "json": json_path,
-        "rss_child": args.rss_child,
-        "check_readme": args.check_readme,
-        "write_readme": args.write_readme,
-    }
+    return settings | {"json": json_path, "rss_child": args.rss_child}
 
 
-SERIES_KEYS = ("series_speedup", "series_ideal_speedup", "frozen_passes_per_image")
-COMMAND_ONLY = ("json", "rss_child", "check_readme", "write_readme")
+COMMAND_ONLY = ("json", "rss_child")
 
 
 def run_benchmark(settings) -> dict:
@@ -1349,7 +654,7 @@ def run_benchmark(settings) -> dict:
         counts = {split: sum(data.counts[split]) for split in ("train", "validation", "test")}
         naive = run_naive(data, settings)
         gc.collect()
-        policy = plumbing.choose_precision()
+        policy = choose_precision()
         machine = machine_description(policy, load_at_start)
         project = run_project(data, settings, scratch, policy)
         gc.collect()
@@ -1361,18 +666,12 @@ def run_benchmark(settings) -> dict:
         autotune = autotune_passes(data, settings["image_size"], settings["batch_size"], passes)
     load_at_end = round(os.getloadavg()[0], 2)
     rss = measure_peak_rss(settings)
-    summary = summarize(naive, project, counts, policy)
-    summary |= series_figures(naive, project, series, counts, policy, settings["batch_size"])
-    report = {
+    return {
         "date": datetime.datetime.now(datetime.UTC).date().isoformat(),
         "quick": settings["quick"],
         "machine": machine,
         "versions": versions(),
-        **{key: summary[key] for key in ("phase1_speedup", "phase2_speedup")},
-        **{key: summary[key] for key in SERIES_KEYS},
-        "extraction_efficiency": summary["extraction_efficiency"],
         "peak_rss_mb": {n: r["peak_rss_mb"] for n, r in rss.items()},
-        "summary": summary,
         "settings": {k: v for k, v in settings.items() if k not in COMMAND_ONLY},
         "images": counts,
         "jpeg_kib": jpeg_kib,
@@ -1385,24 +684,20 @@ def run_benchmark(settings) -> dict:
             "autotune": autotune,
         },
         "rss_children": rss,
-        "full_run_estimate_cpu": full_run_cpu_estimate(
-            naive, project, without_cache, series, counts, policy, settings["batch_size"]
-        ),
     }
-    return report
 
 
 def main(argv=None) -> dict | None:
     settings = parse_settings(argv)
-    if settings["check_readme"] or settings["write_readme"]:
-        sys.exit(update_readme(write=settings["write_readme"]))
     if settings["rss_child"]:
         rss_child(settings)
         return None
+    import speed_report  # the figures from the timings, and the printed report
+
     started = time.perf_counter()
-    report = run_benchmark(settings)
+    report = speed_report.add_figures(run_benchmark(settings))
     report["benchmark_wall_s"] = time.perf_counter() - started
-    print_report(report)
+    speed_report.print_report(report)
     print(f"\nBenchmark took {report['benchmark_wall_s']:.0f} s")
     if settings["json"]:
         Path(settings["json"]).parent.mkdir(parents=True, exist_ok=True)

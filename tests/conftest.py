@@ -16,6 +16,11 @@ import tempfile
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+# The kernels, and the programs the tests start, import the helpers of this tree (its
+# tutorial_plumbing/ comes before any installed copy), as the test process itself does.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 # Keras reads $KERAS_HOME once, when it is imported. The test processes, and the kernels they
 # start, use a cache folder of their own: tests/official_weights.py writes ImageNet weights
@@ -25,26 +30,14 @@ os.environ["KERAS_HOME"] = str(KERAS_HOME)
 atexit.register(shutil.rmtree, KERAS_HOME, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _stderr_to_devnull():
-    """File descriptor 2 to /dev/null: some C++ start-up notes ignore TF_CPP_MIN_LOG_LEVEL."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 # This process imports TensorFlow too: quietly (its C++ start-up notes would reach the
 # terminal at the end of a run on several workers). The kernels the tests start get the
 # environment as it was, so the notebooks' own quiet start is what the quiet-output tests check.
+from tutorial_plumbing.machine import hide_c_messages  # noqa: E402  (no TensorFlow yet)
+
 _tf_log_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-with _stderr_to_devnull():
+with hide_c_messages():
     import keras  # noqa: E402
     import tensorflow  # noqa: E402, F401  (loaded now, while the C++ notes are off)
 
@@ -61,7 +54,9 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import run_series  # noqa: E402
-import tutorial_plumbing as plumbing  # noqa: E402
+from tutorial_plumbing.data_in import resize_image  # noqa: E402
+from tutorial_plumbing.model import build_model  # noqa: E402
+from tutorial_plumbing.your_images import load_image  # noqa: E402
 
 # The official-format weights files written into KERAS_HOME so far, {path: md5}. Keras's md5
 # check accepts them (tests/keras_md5_stub.py): in this process now, in kernels at start-up.
@@ -257,27 +252,16 @@ def restore_policy():
 
 
 def build_notebook_02_model(image_size=32, seed=0, weights=None):
-    """The model exactly as notebook 02's build cell makes it (random weights by default).
+    """The model as notebook 02 builds it (random weights by default).
 
-    The cell itself is run, so tests and the benchmark's drift check use the notebook's code,
-    not a copy of it. weights="imagenet" loads the official-format file from KERAS_HOME.
+    Its build_model comes from tutorial_plumbing/model.py, which tools/save_lesson_code.py keeps
+    equal to the notebook's own cell (test_hygiene checks it). weights="imagenet" loads the
+    official-format file from KERAS_HOME.
     """
     if weights == "imagenet":
         imagenet_weights("VGG16")
-    path = Path(__file__).resolve().parent.parent / "notebooks" / "02_feature_extraction.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    (build_cell,) = [cell.source for cell in notebook.cells if "vgg16.VGG16(" in cell.source]
     keras.utils.set_random_seed(seed)
-    namespace = {
-        "IMG_SIZE": image_size,
-        "WEIGHTS": weights,
-        "explain_weights_problem": plumbing.explain_weights_problem,
-        "print_trainable_counts": lambda model: None,
-        "vgg16_preprocessing": plumbing.vgg16_preprocessing,
-    }
-    exec("import keras\nfrom keras import layers\nfrom keras.applications import vgg16", namespace)
-    exec(build_cell, namespace)
-    return namespace["model"]
+    return build_model(image_size, weights)
 
 
 # What the tests check of a run: models reloaded as a reader would, accuracy and loss by hand.
@@ -285,7 +269,7 @@ def build_notebook_02_model(image_size=32, seed=0, weights=None):
 
 def images_of(path: Path, image_size: int) -> np.ndarray:
     """A photo file as the series feeds it to the model: RGB, resized, 0-255, a batch of one."""
-    return plumbing.resize_image(plumbing.load_image(path), image_size).numpy()[None]
+    return resize_image(load_image(path), image_size).numpy()[None]
 
 
 def predict_in_a_clean_process(model_path: Path, images: np.ndarray, folder: Path) -> np.ndarray:
@@ -294,6 +278,8 @@ def predict_in_a_clean_process(model_path: Path, images: np.ndarray, folder: Pat
     script = (
         "import importlib.util, sys\n"
         "import keras, numpy as np\n"
+        # An installed copy of the helpers (a clone's editable install) is taken away first.
+        "sys.meta_path = [f for f in sys.meta_path if '__editable__' not in repr(f)]\n"
         "assert importlib.util.find_spec('tutorial_plumbing') is None, 'project code is visible'\n"
         "model = keras.models.load_model(sys.argv[1])\n"
         "np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))\n"

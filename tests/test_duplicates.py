@@ -13,7 +13,16 @@ import tensorflow as tf
 from PIL import Image
 from skimage import data as samples
 
-import tutorial_plumbing as plumbing
+from tutorial_plumbing.data_in import load_two_class_data
+from tutorial_plumbing.duplicates import (
+    Fingerprint,
+    bit_differences,
+    check_fixed_splits,
+    find_duplicates,
+    fingerprint_image,
+    group_duplicates,
+)
+from tutorial_plumbing.your_images import as_rgb, split_scan
 
 # Distinct photos and pictures shipped with scikit-image (no download). `cat` is left out:
 # it is `chelsea` again.
@@ -67,9 +76,9 @@ def near_copies(photo: Image.Image) -> dict:
     }
 
 
-def fingerprint(content: bytes) -> plumbing.Fingerprint:
+def fingerprint(content: bytes) -> Fingerprint:
     with Image.open(io.BytesIO(content)) as image:
-        return plumbing.fingerprint_image(plumbing.as_rgb(image), content)
+        return fingerprint_image(as_rgb(image), content)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +91,7 @@ def test_near_copies_are_grouped_and_distinct_photos_are_not(photos):
     for name in COPIED:
         files += [(name, how, content) for how, content in near_copies(photos[name]).items()]
     fingerprints = [fingerprint(content) for _, _, content in files]
-    groups = plumbing.group_duplicates(fingerprints)
+    groups = group_duplicates(fingerprints)
     found = sorted(sorted(f"{files[i][0]}: {files[i][1]}" for i in group) for group in groups)
     expected = sorted(
         sorted(f"{name}: {how}" for how in ["original", *near_copies(photos[name])])
@@ -96,7 +105,7 @@ def test_near_copies_are_grouped_and_distinct_photos_are_not(photos):
 def test_bit_differences_count_the_differing_bits():
     rng = np.random.default_rng(0)
     hashes = rng.integers(0, 2**63, size=20, dtype=np.uint64)
-    distances = plumbing.bit_differences(hashes, hashes)
+    distances = bit_differences(hashes, hashes)
     for i, j in itertools.product(range(20), repeat=2):
         assert distances[i, j] == bin(int(hashes[i]) ^ int(hashes[j])).count("1")
 
@@ -109,7 +118,7 @@ def test_exact_copies_are_grouped_even_when_blank_and_blank_images_are_flagged()
     fingerprints = [fingerprint(content) for content in (blank, blank, other_blank)]
     assert all(print_.blank for print_ in fingerprints)
     # Blank images have no shapes to compare: only byte-identical ones are copies.
-    assert plumbing.group_duplicates(fingerprints) == [[0, 1]]
+    assert group_duplicates(fingerprints) == [[0, 1]]
 
 
 def save_file(path: Path, content: bytes) -> None:
@@ -160,8 +169,8 @@ def folder_fingerprint(root: Path) -> dict:
 def checked(folder):
     """(folder before, data, report, folder after): the folder scanned, split and checked once."""
     before = folder_fingerprint(folder)
-    data = plumbing.load_two_class_data(str(folder), seed=0)
-    report = plumbing.find_duplicates(data, image_size=224)
+    data = load_two_class_data(str(folder), seed=0)
+    report = find_duplicates(data, image_size=224)
     return before, data, report, folder_fingerprint(folder)
 
 
@@ -213,11 +222,11 @@ def test_a_pair_that_a_plain_split_cuts_apart_ends_in_one_split(checked):
         )
 
     seeds = range(10)
-    plain = [plumbing.split_scan(scan, s, keep_duplicates_together=False) for s in seeds]
+    plain = [split_scan(scan, s, keep_duplicates_together=False) for s in seeds]
     assert sum(map(cut_groups, plain)) > 0, "needs a seed where a plain split cuts a group"
-    assert all(cut_groups(plumbing.split_scan(scan, seed)) == 0 for seed in seeds)
+    assert all(cut_groups(split_scan(scan, seed)) == 0 for seed in seeds)
     for seed in seeds:  # every usable image is still in exactly one split
-        splits = plumbing.split_scan(scan, seed)
+        splits = split_scan(scan, seed)
         paths = [path for pairs in splits.values() for path, _ in pairs]
         assert sorted(paths) == sorted(path for path, _ in scan.images)
 
@@ -255,7 +264,7 @@ def test_fixed_splits_are_checked_with_progress_and_copies_across_splits_reporte
         def decode(reference):
             return tf.io.decode_image(reference, channels=3, expand_animations=False)
 
-    report = plumbing.check_fixed_splits(FixedSplits, image_size=224, every_seconds=0)
+    report = check_fixed_splits(FixedSplits, image_size=224, every_seconds=0)
     assert "Hashing 5 images" in capsys.readouterr().out
     assert [[report.images[i].name for i in group] for group in report.groups] == [
         ["train #0", "test #0"]

@@ -14,7 +14,17 @@ import numpy as np
 import pytest
 from conftest import TINY, build_notebook_02_model, notebook_text, run_notebooks
 
-import tutorial_plumbing as plumbing
+from tutorial_plumbing import feature_store
+from tutorial_plumbing.data_in import load_two_class_data
+from tutorial_plumbing.feature_store import (
+    Progress,
+    cached_batches,
+    frozen_store,
+    open_frozen_store,
+    reads_only_from,
+    store_fingerprint,
+)
+from tutorial_plumbing.messages import CannotContinue
 
 # Every image through block1_conv1 appends "<cell number> <images>" to a file, when it runs
 # (in fit, predict or eager calls alike), not when a function is traced. Counting stops at
@@ -86,7 +96,7 @@ def stored_series(tmp_path_factory, easy_folder):
 
 def test_part_2_runs_each_image_once_through_the_frozen_layers(stored_series, easy_folder):
     run_dir, _, passes, executed = stored_series
-    data = plumbing.load_two_class_data(str(easy_folder), seed=TINY["SEED"])
+    data = load_two_class_data(str(easy_folder), seed=TINY["SEED"])
     images = sum(sum(counts) for counts in data.counts.values())
     assert sum(passes["02"].values()) == images  # frozen passes per image: 1
     stored = json.loads((run_dir / "frozen_store" / "fingerprint.json").read_text())
@@ -118,18 +128,18 @@ def test_another_unfreeze_from_rebuilds_the_store(stored_series, easy_folder):
 
 
 def small_data(folder):
-    return plumbing.load_two_class_data(str(folder), seed=TINY["SEED"])
+    return load_two_class_data(str(folder), seed=TINY["SEED"])
 
 
 def test_a_changed_image_size_rebuilds_the_store(tmp_path, easy_folder, capsys):
     data = small_data(easy_folder)
     folder = tmp_path / "frozen_store"
     model = build_notebook_02_model(32)
-    plumbing.frozen_store(folder, data, model, "block4_pool", 32, 8)
-    plumbing.frozen_store(folder, data, model, "block4_pool", 32, 8)
+    frozen_store(folder, data, model, "block4_pool", 32, 8)
+    frozen_store(folder, data, model, "block4_pool", 32, 8)
     assert "Reusing the frozen store" in capsys.readouterr().out
     bigger = build_notebook_02_model(48)
-    stored = plumbing.frozen_store(folder, data, bigger, "block4_pool", 48, 8)
+    stored = frozen_store(folder, data, bigger, "block4_pool", 48, 8)
     assert "(IMG_SIZE 32 -> 48" in capsys.readouterr().out
     assert stored["train"][0].shape[1:] == (3, 3, 512)
 
@@ -138,9 +148,9 @@ def test_other_weights_rebuild_the_store(tmp_path, easy_folder, capsys):
     """Random weights first, then ImageNet's: the first run's outputs must not be reused."""
     data = small_data(easy_folder)
     folder = tmp_path / "frozen_store"
-    plumbing.frozen_store(folder, data, build_notebook_02_model(32), "block4_pool", 32, 8)
+    frozen_store(folder, data, build_notebook_02_model(32), "block4_pool", 32, 8)
     imagenet = build_notebook_02_model(32, weights="imagenet")
-    plumbing.frozen_store(folder, data, imagenet, "block4_pool", 32, 8)
+    frozen_store(folder, data, imagenet, "block4_pool", 32, 8)
     out = capsys.readouterr().out
     assert "was made for other settings (weights " in out and "rebuilding it" in out
 
@@ -148,10 +158,10 @@ def test_other_weights_rebuild_the_store(tmp_path, easy_folder, capsys):
 def test_stored_and_whole_model_predictions_agree(tmp_path, easy_folder):
     data = small_data(easy_folder)
     model = build_notebook_02_model(32, seed=1)
-    stored = plumbing.frozen_store(tmp_path / "store", data, model, "block4_pool", 32, 8)
+    stored = frozen_store(tmp_path / "store", data, model, "block4_pool", 32, 8)
     after_store = keras.Model(model.get_layer("block4_pool").output, model.output)
     features, labels = stored["test"]
-    from_store = after_store.predict(plumbing.cached_batches(features, labels, 8), verbose=0)
+    from_store = after_store.predict(cached_batches(features, labels, 8), verbose=0)
     whole = model.predict(data.batches("test", 32, 8), verbose=0)
     np.testing.assert_allclose(from_store, whole, atol=1e-2)
     assert labels.tolist() == [
@@ -170,11 +180,11 @@ def test_a_store_cut_off_half_way_is_never_used(tmp_path, easy_folder, monkeypat
     with monkeypatch.context() as patch:
         patch.setattr(np, "save", broken)
         with pytest.raises(KeyboardInterrupt):
-            plumbing.frozen_store(folder, data, model, "block4_pool", 32, 8)
+            frozen_store(folder, data, model, "block4_pool", 32, 8)
     assert not folder.exists()
-    fingerprint = plumbing.store_fingerprint(data, 32, model, "block4_pool")
-    assert plumbing.open_frozen_store(folder, fingerprint) is None
-    stored = plumbing.frozen_store(folder, data, model, "block4_pool", 32, 8)
+    fingerprint = store_fingerprint(data, 32, model, "block4_pool")
+    assert open_frozen_store(folder, fingerprint) is None
+    stored = frozen_store(folder, data, model, "block4_pool", 32, 8)
     assert len(stored["train"][1]) == sum(data.counts["train"])
     assert [p.name for p in tmp_path.iterdir()] == ["frozen_store"]  # no partial left
 
@@ -191,13 +201,11 @@ def residual_model():
 
 def test_a_store_the_rest_of_the_model_cannot_run_from_stops_before_any_work(tmp_path, easy_folder):
     model = residual_model()
-    assert plumbing.reads_only_from(model, "stem")  # everything after it starts from it
-    assert plumbing.reads_only_from(model, "join")
-    assert not plumbing.reads_only_from(model, "block_conv")  # `join` also reads `stem`
-    with pytest.raises(plumbing.CannotContinue) as caught:
-        plumbing.frozen_store(
-            tmp_path / "store", small_data(easy_folder), model, "block_conv", 32, 8
-        )
+    assert reads_only_from(model, "stem")  # everything after it starts from it
+    assert reads_only_from(model, "join")
+    assert not reads_only_from(model, "block_conv")  # `join` also reads `stem`
+    with pytest.raises(CannotContinue) as caught:
+        frozen_store(tmp_path / "store", small_data(easy_folder), model, "block_conv", 32, 8)
     message = str(caught.value)
     assert "The layers after block_conv also read the output of earlier layers" in message
     assert "What to do: set USE_FEATURE_CACHE = False in parts 2 and 3" in message
@@ -206,8 +214,8 @@ def test_a_store_the_rest_of_the_model_cannot_run_from_stops_before_any_work(tmp
 
 def test_progress_says_images_done_rate_and_time_left_and_ends_once(monkeypatch, capsys):
     clock = [1000.0]
-    monkeypatch.setattr(plumbing.feature_store.time, "time", lambda: clock[0])
-    progress = plumbing.Progress("Through the frozen layers", total=300, every=10)
+    monkeypatch.setattr(feature_store.time, "time", lambda: clock[0])
+    progress = Progress("Through the frozen layers", total=300, every=10)
     for _ in range(3):  # 100 images every 10 s: a line each time
         clock[0] += 10
         progress.add(100)
@@ -227,8 +235,8 @@ def test_a_store_that_will_not_fit_stops_with_a_clear_message(tmp_path, easy_fol
     data = small_data(easy_folder)
     model = build_notebook_02_model(32)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(1, 1, 1000))
-    with pytest.raises(plumbing.CannotContinue, match="only 0.00 GiB are free"):
-        plumbing.frozen_store(tmp_path / "store", data, model, "block4_pool", 32, 8)
+    with pytest.raises(CannotContinue, match="only 0.00 GiB are free"):
+        frozen_store(tmp_path / "store", data, model, "block4_pool", 32, 8)
     assert not (tmp_path / "store").exists()
 
 

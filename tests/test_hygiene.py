@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-import carry_plumbing  # noqa: E402
+import pin_plumbing  # noqa: E402
+import save_lesson_code  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 PORTUGUESE = sorted((ROOT / "notebooks" / "pt-BR").glob("*.ipynb"))  # generated
@@ -108,17 +109,68 @@ def test_keras_3_idioms_only(path):
     assert not re.search(r"\.save\([^)]*\.h5", code), "save models as .keras files"
 
 
-def test_plumbing_copies_match_the_module():
-    stale = carry_plumbing.stale_copies()
-    assert not stale, f"run `python tools/carry_plumbing.py`; stale: {stale}"
+# About 350 lines of code at most in a notebook: the lesson, not the plumbing (issue 22).
+MOST_CODE_LINES = 350
 
 
-def test_a_changed_module_makes_copies_stale():
-    machine = (carry_plumbing.PACKAGE / "machine.py").read_text()
-    changed = machine.replace("def check_gpu() -> bool:", "def check_gpu() -> bool:  # edited")
-    assert changed != machine
-    source = carry_plumbing.combined_source({"machine.py": changed})
-    assert carry_plumbing.stale_copies(source), "an edit of a used function must be detected"
+@pytest.mark.parametrize("path", EVERY_NOTEBOOK, ids=relative)
+def test_a_notebook_holds_the_lesson_and_no_copy_of_the_helpers(path):
+    notebook = read(path)
+    code = [c.source for c in notebook.cells if c.cell_type == "code"]
+    lines = [line for source in code for line in source.splitlines() if line.strip()]
+    assert len(lines) <= MOST_CODE_LINES, f"{len(lines)} lines of code"
+    assert not any("plumbing" in c.metadata.get("tags", []) for c in notebook.cells)
+    for source in code:  # no definition of the package's own functions is copied in
+        defined = {
+            n.name
+            for n in ast.walk(ast.parse(re.sub(r"(?m)^(\s*)[%!]", r"\1#", source)))
+            if isinstance(n, ast.FunctionDef)
+        }
+        assert not defined & PACKAGE_FUNCTIONS - LESSON_FUNCTIONS, defined
+
+
+def functions_in(folder: Path) -> set:
+    return {
+        node.name
+        for path in folder.glob("*.py")
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef)
+    }
+
+
+PACKAGE_FUNCTIONS = functions_in(ROOT / "tutorial_plumbing")
+# Defined in the notebooks where they are taught, and saved into tutorial_plumbing/model.py.
+LESSON_FUNCTIONS = {"build_model", "make_augmentation", "unfreeze_from"}
+
+
+def test_the_model_module_is_the_lesson_cells():
+    assert save_lesson_code.main(["--check"]) == 0, "run `python tools/save_lesson_code.py`"
+    saved = {
+        n.name
+        for n in ast.parse((ROOT / "tutorial_plumbing" / "model.py").read_text()).body
+        if isinstance(n, ast.FunctionDef)
+    }
+    assert saved == LESSON_FUNCTIONS
+
+
+def test_an_edited_lesson_cell_makes_the_model_module_stale(monkeypatch, tmp_path):
+    notebook = read(save_lesson_code.SOURCES[0])
+    for cell in notebook.cells:
+        cell.source = cell.source.replace("Dropout(0.5,", "Dropout(0.4,")
+    edited = tmp_path / save_lesson_code.SOURCES[0].name
+    nbformat.write(notebook, edited)
+    monkeypatch.setattr(save_lesson_code, "SOURCES", [edited, *save_lesson_code.SOURCES[1:]])
+    assert "Dropout(0.4," in save_lesson_code.generated()
+    assert save_lesson_code.main(["--check"]) == 1
+
+
+def test_every_notebook_installs_the_helpers_of_this_tree_and_opens_from_its_repository():
+    """The install line and the badge agree with pyproject.toml, whose commit holds this tree's
+    tutorial_plumbing/: outside a clone, a notebook runs the helpers it was written with."""
+    assert pin_plumbing.problems() == []
+    for path in EVERY_NOTEBOOK:
+        install = [c.source for c in read(path).cells if "PLUMBING = " in c.source]
+        assert len(install) == 1 and pin_plumbing.install_url(SETTINGS) in install[0], path.name
 
 
 def test_ruff_lint_and_format_are_clean():
@@ -148,20 +200,54 @@ def test_every_english_notebook_has_its_portuguese_edition():
     assert [path.name for path in PORTUGUESE] == [path.name for path in NOTEBOOKS]
 
 
-def test_ci_runs_the_readme_test_command():
-    ci_lines = [
-        line.strip()
-        for line in (ROOT / ".ci" / "run").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    test_command = ci_lines[-1]
+def test_ci_runs_the_readme_test_command_and_colabs_environment():
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert len(quickstart) == 2, "two commands: install and run, then test"
+    install_and_run, test_command = quickstart
     assert "pytest" in test_command
-    assert f"\n{test_command}\n" in (ROOT / "README.md").read_text()
+    assert f"\n{test_command}\n" in ci
+    assert "-r requirements-dev.txt" in install_and_run and "-r requirements-dev.txt" in ci
+    assert "-r requirements-colab.txt" in ci
+    for policy in ("mixed_bfloat16", "mixed_float16"):  # float32 or the machine's own: step 1
+        assert f"TUTORIAL_PRECISION={policy} " in ci
 
 
-def test_requirements_admit_the_stack_we_test_on():
-    """The floors are the versions the tests run on; Colab's own stack is older (README)."""
-    requirements = (ROOT / "requirements.txt").read_text()
-    assert re.search(r"(?m)^tensorflow>=2\.20,<", requirements)
-    assert re.search(r"(?m)^keras>=3\.13,<", requirements)
-    assert re.search(r"(?m)^tensorflow-datasets>=4\.9\.10,<", requirements)
+# Colab's GPU runtime as googlecolab/backend-info lists it (pip-freeze.gpu.txt, os-info-gpu.txt)
+# at commit a724079, 2026-08-19.
+COLAB = {
+    "tensorflow": "2.20.0",
+    "keras": "3.13.2",
+    "tensorflow-datasets": "4.9.10",
+    "numpy": "2.1.3",
+    "matplotlib": "3.10.0",
+    "pillow": "11.3.0",
+    "scikit-learn": "1.6.1",
+    "ipykernel": "6.17.1",
+}
+COLAB_COMMIT = "a72407924822ea377410b69f0a290150bcb5c9c2"
+
+
+def test_the_colab_environment_pins_colabs_versions_and_names_its_source():
+    pins = (ROOT / "requirements-colab.txt").read_text()
+    for name, version in COLAB.items():
+        assert re.search(rf"(?m)^{re.escape(name)}=={re.escape(version)}$", pins), name
+    assert COLAB_COMMIT in pins and "2026-08-19" in pins
+    versions = (ROOT / "README.md").read_text().split("\n## Versions\n")[1].split("\n## ")[0]
+    assert COLAB_COMMIT[:7] in versions and "2026-08-19" in versions
+    for name in ("tensorflow", "keras", "tensorflow-datasets"):
+        assert COLAB[name] in versions, name
+    assert "Python 3.13" in versions
+
+
+def test_requirements_admit_the_stack_we_test_on_and_colabs():
+    """The helpers' dependencies (pyproject.toml) admit what the tests run on, and Colab's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    dependencies = "\n".join(project["dependencies"])
+    assert re.search(r"(?m)^tensorflow>=2\.20,<", dependencies)
+    assert re.search(r"(?m)^keras>=3\.13,<", dependencies)
+    assert re.search(r"(?m)^tensorflow-datasets>=4\.9\.10,<", dependencies)
+    # A clone installs the helpers with them: the README's quickstart needs nothing else.
+    assert re.search(r"(?m)^-e \.$", (ROOT / "requirements.txt").read_text())
+    assert re.search(r"(?m)^-e \.$", (ROOT / "requirements-colab.txt").read_text())

@@ -8,13 +8,19 @@ import pytest
 import tensorflow_datasets as tfds
 from conftest import cats_vs_dogs_download
 
-import tutorial_plumbing as plumbing
+from tutorial_plumbing import data_in
+from tutorial_plumbing.data_in import (
+    CATS_VS_DOGS_SPLITS,
+    load_cats_vs_dogs,
+    load_two_class_data,
+    resize_image,
+)
 
 SPLITS = ["train", "validation", "test"]
 
 
 def test_images_under_each_class_folder_get_that_class_label(easy_folder):
-    data = plumbing.load_two_class_data(str(easy_folder), seed=0)
+    data = load_two_class_data(str(easy_folder), seed=0)
     assert data.class_names == ["blues", "reds"]  # sorted folder names: blues is 0, reds is 1
     for split in SPLITS:
         paths = data.file_paths(split)
@@ -39,15 +45,15 @@ def cats_vs_dogs(tmp_path, monkeypatch):
     """TFDS's own cats_vs_dogs builder, on the archive of tests/cats_vs_dogs_archive.py."""
     cats_vs_dogs_download(tmp_path)
     monkeypatch.setattr(tfds, "builder", functools.partial(tfds.builder, data_dir=str(tmp_path)))
-    monkeypatch.setattr(plumbing.data_in, "host_reachable", lambda host: True)
+    monkeypatch.setattr(data_in, "host_reachable", lambda host: True)
     return tmp_path
 
 
 def test_cats_vs_dogs_names_and_labels_come_from_the_dataset(cats_vs_dogs):
-    data = plumbing.load_cats_vs_dogs()
+    data = load_cats_vs_dogs()
     names = tfds.builder("cats_vs_dogs").info.features["label"].names
     assert data.class_names == names == ["cat", "dog"]
-    for split, slice_spec in plumbing.CATS_VS_DOGS_SPLITS.items():
+    for split, slice_spec in CATS_VS_DOGS_SPLITS.items():
         raw = tfds.load("cats_vs_dogs", split=slice_spec, data_dir=str(cats_vs_dogs))
         examples = list(raw.as_numpy_iterator())
         expected_labels = [int(example["label"]) for example in examples]
@@ -58,7 +64,7 @@ def test_cats_vs_dogs_names_and_labels_come_from_the_dataset(cats_vs_dogs):
         labels = np.concatenate([labels.numpy() for _, labels in batches])
         images = np.concatenate([images.numpy() for images, _ in batches])
         assert labels.tolist() == expected_labels, split
-        expected_first = plumbing.resize_image(examples[0]["image"], 32).numpy()
+        expected_first = resize_image(examples[0]["image"], 32).numpy()
         np.testing.assert_allclose(images[0], expected_first, atol=1e-3)
         looks_red = images[..., 0].mean(axis=(1, 2)) > images[..., 2].mean(axis=(1, 2))
         assert (looks_red == (labels == 0)).all(), "cats are red in the archive"

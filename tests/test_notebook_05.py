@@ -26,7 +26,10 @@ from conftest import (
 )
 
 import run_series
-import tutorial_plumbing as plumbing
+from tutorial_plumbing.bases import count_multiply_adds
+from tutorial_plumbing.feature_store import check_store_layer, reads_only_from
+from tutorial_plumbing.messages import CannotContinue
+from tutorial_plumbing.your_images import scan_image_folder, split_scan
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_choose_a_base.ipynb"
 BASES = ["VGG16", "MobileNetV3Small", "EfficientNetV2B0", "ResNet50V2", "ConvNeXtTiny"]
@@ -123,7 +126,7 @@ def test_each_model_has_its_preprocessing_inside_and_its_base_frozen(run, saved_
 def test_the_test_split_plays_no_part(run, easy_folder):
     _, _, table = run
     assert table["splits_used"] == ["train", "validation"]
-    splits = plumbing.split_scan(plumbing.scan_image_folder(easy_folder), TINY["SEED"])
+    splits = split_scan(scan_image_folder(easy_folder), TINY["SEED"])
     for row in table["bases"]:
         assert row["train_images"] == len(splits["train"])
         assert row["validation_images"] == len(splits["validation"])
@@ -150,11 +153,11 @@ def test_the_lines_to_change_name_layers_that_exist(run, saved_models):
         last_frozen = names[names.index(unfreeze_from[name]) - 1]
         # The frozen store: the unfrozen part must read only the last frozen layer.
         if name == "ConvNeXtTiny":  # the notebook says: no store in parts 2 and 3
-            assert not plumbing.reads_only_from(model, last_frozen)
-            with pytest.raises(plumbing.CannotContinue, match="USE_FEATURE_CACHE = False"):
-                plumbing.check_store_layer(model, last_frozen)
+            assert not reads_only_from(model, last_frozen)
+            with pytest.raises(CannotContinue, match="USE_FEATURE_CACHE = False"):
+                check_store_layer(model, last_frozen)
         else:
-            assert plumbing.reads_only_from(model, last_frozen), name
+            assert reads_only_from(model, last_frozen), name
             keras.Model(model.get_layer(last_frozen).output, model.output)
         # Part 4's Grad-CAM layer: the base's last layer, the one the head reads.
         grad_cam_layer = model.get_layer(names[names.index("pooled_features") - 1])
@@ -176,13 +179,13 @@ def test_count_multiply_adds_matches_the_arithmetic():
         side * side * 9 * c_in * c_out for side, convs in blocks for c_in, c_out in convs
     )
     vgg16 = keras.applications.VGG16(include_top=False, weights=None, input_shape=(224, 224, 3))
-    assert plumbing.count_multiply_adds(vgg16) == expected
+    assert count_multiply_adds(vgg16) == expected
     # A dense layer on a feature map works at every pixel; nested models are counted inside.
     inputs = keras.Input((4, 4, 3))
     x = keras.layers.DepthwiseConv2D(3, padding="same")(inputs)  # 4*4 * 3*3*3
     x = keras.Sequential([keras.layers.Dense(5)])(x)  # 4*4 * 3*5
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))  # 80*2
-    assert plumbing.count_multiply_adds(model) == 16 * 27 + 16 * 15 + 160
+    assert count_multiply_adds(model) == 16 * 27 + 16 * 15 + 160
 
 
 def test_a_base_whose_weights_cannot_be_downloaded_is_skipped(tmp_path, easy_folder):

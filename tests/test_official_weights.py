@@ -18,7 +18,8 @@ from conftest import (
 from keras.src.legacy.saving import legacy_h5_format
 from keras.src.utils import file_utils
 
-import tutorial_plumbing as plumbing
+from tutorial_plumbing.bases import vgg16_preprocessing
+from tutorial_plumbing.messages import CannotContinue
 
 VGG16_LAYERS_WITH_WEIGHTS = [
     f"block{block}_conv{number}"
@@ -123,7 +124,7 @@ def test_every_base_loads_its_imagenet_file_through_keras_own_loader(base):
     build, options = official_weights.BASES[base]
     inputs = keras.Input(shape=(32, 32, 3))
     if base == "VGG16":
-        x = plumbing.vgg16_preprocessing()(inputs)
+        x = vgg16_preprocessing()(inputs)
     elif base == "ResNet50V2":
         x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="preprocess")(inputs)
     else:
@@ -144,7 +145,7 @@ def test_a_weights_file_that_does_not_fit_stops_with_one_clear_message(tmp_path)
     not_weights = tmp_path / "notes.h5"
     not_weights.write_text("not a weights file")
     for path in (other_network, not_weights):
-        with pytest.raises(plumbing.CannotContinue) as error:
+        with pytest.raises(CannotContinue) as error:
             build_notebook_02_model(weights=str(path))
         message = str(error.value)
         assert message.startswith(f"WEIGHTS = {str(path)!r}: Keras cannot load this file"), message

@@ -11,7 +11,16 @@ import pytest
 from conftest import TINY, notebook_text, run_notebooks
 from PIL import Image
 
-import tutorial_plumbing as plumbing
+from tutorial_plumbing import your_images
+from tutorial_plumbing.data_in import load_two_class_data
+from tutorial_plumbing.messages import CannotContinue
+from tutorial_plumbing.your_images import (
+    check_class_balance,
+    load_image,
+    prepare_image_folder,
+    scan_image_folder,
+    split_scan,
+)
 
 
 def jpeg_bytes(colour=(200, 40, 40), size=(64, 48), mode="RGB") -> bytes:
@@ -118,7 +127,7 @@ def messy(tmp_path_factory):
 def scan(messy):
     """The messy folder scanned once: scanning decodes every file, so the tests share it."""
     root, _ = messy
-    return plumbing.scan_image_folder(root)
+    return scan_image_folder(root)
 
 
 def used_paths(scan, root) -> set:
@@ -173,7 +182,7 @@ def test_summary_counts_what_was_seen_used_skipped_and_converted(messy, scan):
 
 def test_every_used_image_reads_as_rgb_of_the_right_size(messy):
     root, _ = messy
-    data = plumbing.load_two_class_data(str(root), seed=0)
+    data = load_two_class_data(str(root), seed=0)
     total = 0
     for split in ("train", "validation", "test"):
         for images, labels in data.batches(split, 32, 8):
@@ -183,16 +192,16 @@ def test_every_used_image_reads_as_rgb_of_the_right_size(messy):
             assert pixels.max() > 100, "pixels must stay 0-255 (VGG16's preprocessing expects it)"
             total += len(labels)
     assert total == len(data.scan.images)
-    deep = plumbing.load_image(root / "cats" / "deep.png")
+    deep = load_image(root / "cats" / "deep.png")
     assert deep.shape == (30, 40, 3) and abs(int(deep.mean()) - 128) <= 1  # not clipped to white
-    gif = plumbing.load_image(root / "dogs" / "wag.gif")
+    gif = load_image(root / "dogs" / "wag.gif")
     assert tuple(gif[0, 0]) == (40, 40, 200)  # the first frame, not the green one
-    transparent = plumbing.load_image(root / "cats" / "transparent.png")
+    transparent = load_image(root / "cats" / "transparent.png")
     assert tuple(transparent[0, 0]) == (227, 147, 147)  # half red over white
 
 
 def test_split_is_seeded_stratified_and_without_overlap(scan):
-    splits = plumbing.split_scan(scan, seed=3)
+    splits = split_scan(scan, seed=3)
     paths = {name: {path for path, _ in pairs} for name, pairs in splits.items()}
     assert not paths["train"] & paths["validation"]
     assert not paths["train"] & paths["test"]
@@ -200,14 +209,14 @@ def test_split_is_seeded_stratified_and_without_overlap(scan):
     assert set.union(*paths.values()) == {path for path, _ in scan.images}
     for name in ("validation", "test"):
         assert {label for _, label in splits[name]} == {0, 1}, "both classes in each split"
-    assert plumbing.split_scan(scan, seed=3) == splits
-    assert plumbing.split_scan(scan, seed=4) != splits
+    assert split_scan(scan, seed=3) == splits
+    assert split_scan(scan, seed=4) != splits
 
 
 def test_reading_the_folder_changes_nothing_in_it(messy):
     root, _ = messy
     before = folder_fingerprint(root)
-    data = plumbing.load_two_class_data(str(root), seed=0)
+    data = load_two_class_data(str(root), seed=0)
     for _ in data.batches("train", 32, 8):
         pass
     assert folder_fingerprint(root) == before
@@ -239,41 +248,41 @@ def make_class_folders(root: Path, names, per_class=3) -> Path:
 
 def test_not_two_class_folders_lists_what_was_found_and_the_layout(tmp_path):
     root = make_class_folders(tmp_path / "three", ["cats", "dogs", "birds"])
-    with pytest.raises(plumbing.CannotContinue) as error:
-        plumbing.scan_image_folder(root)
+    with pytest.raises(CannotContinue) as error:
+        scan_image_folder(root)
     message = str(error.value)
     assert (
         "Expected exactly 2 class folders" in message and "found 3: birds/, cats/, dogs/" in message
     )
     assert "<class_a>/" in message and "<class_b>/" in message
     one = make_class_folders(tmp_path / "one", ["cats"])
-    with pytest.raises(plumbing.CannotContinue, match="found 1: cats/"):
-        plumbing.scan_image_folder(one)
+    with pytest.raises(CannotContinue, match="found 1: cats/"):
+        scan_image_folder(one)
 
 
 def test_a_class_without_usable_images_or_too_small_to_split_stops_with_a_message(tmp_path):
     root = make_class_folders(tmp_path / "bad", ["cats", "dogs"])
     for path in (root / "dogs").iterdir():
         path.write_bytes(b"")
-    with pytest.raises(plumbing.CannotContinue, match="No usable image in class folder"):
-        plumbing.scan_image_folder(root)
+    with pytest.raises(CannotContinue, match="No usable image in class folder"):
+        scan_image_folder(root)
     small = make_class_folders(tmp_path / "small", ["cats", "dogs"], per_class=2)
-    scan = plumbing.scan_image_folder(small)
-    with pytest.raises(plumbing.CannotContinue, match="Class 'cats' has 2 usable image"):
-        plumbing.split_scan(scan, seed=0)
+    scan = scan_image_folder(small)
+    with pytest.raises(CannotContinue, match="Class 'cats' has 2 usable image"):
+        split_scan(scan, seed=0)
 
 
 def test_imbalance_and_tiny_held_out_splits_are_warned(tmp_path):
     root = tmp_path / "imbalanced"
     make_class_folders(root, ["cats"], per_class=40)
     make_class_folders(root, ["dogs"], per_class=10)
-    scan = plumbing.scan_image_folder(root)
-    warnings = plumbing.check_class_balance(scan, plumbing.split_scan(scan, seed=0))
+    scan = scan_image_folder(root)
+    warnings = check_class_balance(scan, split_scan(scan, seed=0))
     assert any("imbalanced: 'cats' has 40 images, 'dogs' 10 (4.0:1)" in w for w in warnings)
     assert any("validation split has only 1 image(s) of 'dogs'" in w for w in warnings)
     balanced = make_class_folders(tmp_path / "balanced", ["cats", "dogs"], per_class=60)
-    scan = plumbing.scan_image_folder(balanced)
-    assert plumbing.check_class_balance(scan, plumbing.split_scan(scan, seed=0)) == []
+    scan = scan_image_folder(balanced)
+    assert check_class_balance(scan, split_scan(scan, seed=0)) == []
 
 
 def zip_folder(folder: Path, zip_path: Path, top: str | None) -> Path:
@@ -287,16 +296,16 @@ def zip_folder(folder: Path, zip_path: Path, top: str | None) -> Path:
 @pytest.mark.parametrize("top", [None, "pets"], ids=["flat", "one-top-folder"])
 def test_zip_is_unpacked_outside_the_users_folder_and_reused(messy, tmp_path, monkeypatch, top):
     root, expected = messy
-    monkeypatch.setattr(plumbing.your_images, "SCRATCH_DIR", tmp_path / "scratch")
+    monkeypatch.setattr(your_images, "SCRATCH_DIR", tmp_path / "scratch")
     archive = zip_folder(root, tmp_path / "pets.zip", top)
     archive_bytes = archive.read_bytes()
-    folder = plumbing.prepare_image_folder(str(archive))
+    folder = prepare_image_folder(str(archive))
     assert folder.is_relative_to(tmp_path / "scratch")
-    scan = plumbing.scan_image_folder(folder)
+    scan = scan_image_folder(folder)
     assert scan.class_names == ["cats", "dogs"]
     assert dict(scan.skipped).keys() == expected["skipped"].keys()
     assert not (folder / "__MACOSX").exists()
-    assert plumbing.prepare_image_folder(str(archive)) == folder  # unpacked once
+    assert prepare_image_folder(str(archive)) == folder  # unpacked once
     assert archive.read_bytes() == archive_bytes
 
 
@@ -304,21 +313,21 @@ def test_zip_on_google_drive_is_copied_to_local_disk_first(messy, tmp_path, monk
     root, _ = messy
     drive = tmp_path / "drive"
     drive.mkdir()
-    monkeypatch.setattr(plumbing.your_images, "GOOGLE_DRIVE", str(drive))
-    monkeypatch.setattr(plumbing.your_images, "SCRATCH_DIR", tmp_path / "scratch")
+    monkeypatch.setattr(your_images, "GOOGLE_DRIVE", str(drive))
+    monkeypatch.setattr(your_images, "SCRATCH_DIR", tmp_path / "scratch")
     archive = zip_folder(root, drive / "pets.zip", "pets")
-    folder = plumbing.prepare_image_folder(str(archive))
+    folder = prepare_image_folder(str(archive))
     assert "Copying pets.zip from Google Drive to local disk" in capsys.readouterr().out
-    assert plumbing.scan_image_folder(folder).class_names == ["cats", "dogs"]
+    assert scan_image_folder(folder).class_names == ["cats", "dogs"]
     assert sorted(p.name for p in drive.iterdir()) == ["pets.zip"]
 
 
 def test_bad_data_dir_says_what_is_wrong(tmp_path):
-    with pytest.raises(plumbing.CannotContinue, match="DATA_DIR does not exist"):
-        plumbing.prepare_image_folder(str(tmp_path / "nowhere"))
+    with pytest.raises(CannotContinue, match="DATA_DIR does not exist"):
+        prepare_image_folder(str(tmp_path / "nowhere"))
     not_zip = tmp_path / "photos.rar"
     not_zip.write_bytes(b"Rar!")
-    with pytest.raises(plumbing.CannotContinue, match="not a .zip"):
-        plumbing.prepare_image_folder(str(not_zip))
-    with pytest.raises(plumbing.CannotContinue, match="works in Colab only"):
-        plumbing.prepare_image_folder("upload")
+    with pytest.raises(CannotContinue, match="not a .zip"):
+        prepare_image_folder(str(not_zip))
+    with pytest.raises(CannotContinue, match="works in Colab only"):
+        prepare_image_folder("upload")

@@ -5,7 +5,9 @@ import papermill
 import pytest
 from conftest import TINY, build_notebook_02_model, run_notebooks
 
-import tutorial_plumbing as plumbing
+from tutorial_plumbing.messages import CannotContinue
+from tutorial_plumbing.parameters import check_parameters
+from tutorial_plumbing.saving import load_model_from, saved_image_size
 
 GOOD = {
     "IMG_SIZE": 224,
@@ -49,19 +51,19 @@ BAD = [
 
 
 def test_good_parameters_pass(tmp_path):
-    plumbing.check_parameters(**GOOD)
+    check_parameters(**GOOD)
     weights = tmp_path / "vgg16_notop.h5"
     weights.write_bytes(b"not checked here: Keras reads it")
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(b"")
-    plumbing.check_parameters(WEIGHTS=None, IMAGE_PATH=str(photo), THRESHOLD=0, SEED=0)
-    plumbing.check_parameters(WEIGHTS=str(weights), THRESHOLD=1, IMG_SIZE=32, EPOCHS=1)
+    check_parameters(WEIGHTS=None, IMAGE_PATH=str(photo), THRESHOLD=0, SEED=0)
+    check_parameters(WEIGHTS=str(weights), THRESHOLD=1, IMG_SIZE=32, EPOCHS=1)
 
 
 @pytest.mark.parametrize(("name", "value", "words"), BAD, ids=lambda x: repr(x)[:24])
 def test_bad_parameter_is_one_line_that_says_what_to_do(name, value, words):
-    with pytest.raises(plumbing.CannotContinue) as caught:
-        plumbing.check_parameters(**dict(GOOD, **{name: value}))
+    with pytest.raises(CannotContinue) as caught:
+        check_parameters(**dict(GOOD, **{name: value}))
     message = str(caught.value)
     assert "\n" not in message
     assert "What to do" in message
@@ -71,7 +73,7 @@ def test_bad_parameter_is_one_line_that_says_what_to_do(name, value, words):
 
 def test_a_misspelt_check_is_a_programming_error():
     with pytest.raises(TypeError):
-        plumbing.check_parameters(IMG_SIZ=224)
+        check_parameters(IMG_SIZ=224)
 
 
 @pytest.fixture(scope="module")
@@ -82,22 +84,22 @@ def model_32(tmp_path_factory):
 
 
 def test_saved_image_size_reads_the_file_without_loading_it(model_32, tmp_path):
-    assert plumbing.saved_image_size(model_32) == 32
+    assert saved_image_size(model_32) == 32
     sequential = keras.Sequential([keras.Input((40, 40, 3)), keras.layers.Conv2D(2, 3)])
     sequential.save(tmp_path / "sequential.keras")
-    assert plumbing.saved_image_size(tmp_path / "sequential.keras") == 40
+    assert saved_image_size(tmp_path / "sequential.keras") == 40
     (tmp_path / "broken.keras").write_bytes(b"not a zip")
-    assert plumbing.saved_image_size(tmp_path / "broken.keras") is None
+    assert saved_image_size(tmp_path / "broken.keras") is None
 
 
 def test_a_model_saved_for_another_image_size_is_one_line(model_32):
-    with pytest.raises(plumbing.CannotContinue) as caught:
-        plumbing.load_model_from(model_32, made_by="02_feature_extraction.ipynb", image_size=64)
+    with pytest.raises(CannotContinue) as caught:
+        load_model_from(model_32, made_by="02_feature_extraction.ipynb", image_size=64)
     message = str(caught.value)
     assert "\n" not in message
     assert "IMG_SIZE = 64" in message and "32-pixel" in message
     assert "02_feature_extraction.ipynb" in message
-    model = plumbing.load_model_from(model_32, made_by="02", image_size=32)
+    model = load_model_from(model_32, made_by="02", image_size=32)
     assert model.input_shape == (None, 32, 32, 3)
 
 

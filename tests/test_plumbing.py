@@ -6,7 +6,17 @@ import pytest
 import tensorflow as tf
 from conftest import build_notebook_02_model
 
-import tutorial_plumbing as plumbing
+from tutorial_plumbing import data_in, machine
+from tutorial_plumbing.bases import VGG16_WEIGHTS_URL, explain_weights_problem
+from tutorial_plumbing.data_in import load_cats_vs_dogs, load_two_class_data, resize_image
+from tutorial_plumbing.evaluation import binary_metrics, grad_cam, predict_file
+from tutorial_plumbing.feature_store import FeatureFile, cache_features, cached_batches
+from tutorial_plumbing.machine import FORCE_PRECISION, POLICIES, choose_precision, fits_in_memory
+from tutorial_plumbing.messages import CannotContinue
+from tutorial_plumbing.model import make_augmentation
+from tutorial_plumbing.pictures import overlay_heatmap, plot_history
+from tutorial_plumbing.saving import float32_copy, load_model_from
+from tutorial_plumbing.your_images import load_image
 
 
 def image_batches(count=20, image_size=32, batch_size=8, seed=0):
@@ -17,7 +27,7 @@ def image_batches(count=20, image_size=32, batch_size=8, seed=0):
 
 
 def test_cannot_continue_shows_one_line_instead_of_a_traceback():
-    error = plumbing.CannotContinue("No model at x.\nWhat to do: run 02 first.")
+    error = CannotContinue("No model at x.\nWhat to do: run 02 first.")
     assert error._render_traceback_() == [
         "CannotContinue: No model at x.\nWhat to do: run 02 first."
     ]
@@ -35,7 +45,7 @@ def test_cannot_continue_shows_one_line_instead_of_a_traceback():
 def test_precision_follows_the_hardware(
     monkeypatch, restore_policy, capsys, gpu_capability, cpu_bf16, expected
 ):
-    monkeypatch.delenv(plumbing.FORCE_PRECISION, raising=False)
+    monkeypatch.delenv(FORCE_PRECISION, raising=False)
     gpus = ["GPU:0"] if gpu_capability else []
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
     monkeypatch.setattr(
@@ -43,51 +53,51 @@ def test_precision_follows_the_hardware(
         "get_device_details",
         lambda device: {"compute_capability": gpu_capability, "device_name": "Test GPU"},
     )
-    monkeypatch.setattr(plumbing.machine, "cpu_supports_bfloat16", lambda: cpu_bf16)
-    assert plumbing.choose_precision() == expected
+    monkeypatch.setattr(machine, "cpu_supports_bfloat16", lambda: cpu_bf16)
+    assert choose_precision() == expected
     assert keras.mixed_precision.global_policy().name == expected
     assert f"Precision: {expected}, because" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("policy", plumbing.POLICIES)
+@pytest.mark.parametrize("policy", POLICIES)
 def test_a_forced_precision_wins_over_the_hardware(monkeypatch, restore_policy, capsys, policy):
-    monkeypatch.setenv(plumbing.FORCE_PRECISION, policy)
-    monkeypatch.setattr(plumbing.machine, "cpu_supports_bfloat16", lambda: policy == "float32")
-    assert plumbing.choose_precision() == policy
+    monkeypatch.setenv(FORCE_PRECISION, policy)
+    monkeypatch.setattr(machine, "cpu_supports_bfloat16", lambda: policy == "float32")
+    assert choose_precision() == policy
     assert keras.mixed_precision.global_policy().name == policy
     reason = "the environment variable TUTORIAL_PRECISION asks for it"
     assert capsys.readouterr().out == f"Precision: {policy}, because {reason}.\n"
 
 
 def test_a_forced_precision_that_does_not_exist_is_one_message(monkeypatch, restore_policy):
-    monkeypatch.setenv(plumbing.FORCE_PRECISION, "float16")
-    with pytest.raises(plumbing.CannotContinue, match="TUTORIAL_PRECISION='float16' is not a pol"):
-        plumbing.choose_precision()
+    monkeypatch.setenv(FORCE_PRECISION, "float16")
+    with pytest.raises(CannotContinue, match="TUTORIAL_PRECISION='float16' is not a pol"):
+        choose_precision()
 
 
 def test_weights_download_failure_becomes_a_message_and_other_errors_pass():
-    with pytest.raises(plumbing.CannotContinue, match="WEIGHTS = None"):
-        with plumbing.explain_weights_problem("imagenet"):
+    with pytest.raises(CannotContinue, match="WEIGHTS = None"):
+        with explain_weights_problem("imagenet"):
             raise Exception("URL fetch failure on https://x: None -- no network")
     for weights in ("imagenet", None, "/some/file.h5"):
         with pytest.raises(TypeError, match="bad argument"):
-            with plumbing.explain_weights_problem(weights):
+            with explain_weights_problem(weights):
                 raise TypeError("bad argument")
     # With the published file (md5 checked), a model it does not fit is a bug, not a download.
     with pytest.raises(ValueError, match="Layer count mismatch"):
-        with plumbing.explain_weights_problem("imagenet"):
+        with explain_weights_problem("imagenet"):
             raise ValueError("Layer count mismatch when loading weights from file.")
 
 
 def test_weights_url_is_the_one_keras_downloads():
     from keras.src.applications import vgg16 as keras_vgg16
 
-    assert plumbing.VGG16_WEIGHTS_URL == keras_vgg16.WEIGHTS_PATH_NO_TOP
+    assert VGG16_WEIGHTS_URL == keras_vgg16.WEIGHTS_PATH_NO_TOP
 
 
 def test_missing_model_names_the_notebook_to_run(tmp_path):
-    with pytest.raises(plumbing.CannotContinue, match="run 02_feature_extraction.ipynb first"):
-        plumbing.load_model_from(tmp_path / "nothing.keras", made_by="02_feature_extraction.ipynb")
+    with pytest.raises(CannotContinue, match="run 02_feature_extraction.ipynb first"):
+        load_model_from(tmp_path / "nothing.keras", made_by="02_feature_extraction.ipynb")
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
@@ -102,18 +112,18 @@ def test_cached_features_give_the_same_predictions_as_the_whole_model(
 
     extractor = keras.Model(model.input, model.get_layer("pooled_features").output)
     head = keras.Model(model.get_layer("pooled_features").output, model.output)
-    features, labels = plumbing.cache_features(extractor, batches)
+    features, labels = cache_features(extractor, batches)
     assert features.dtype == np.float16 and features.shape == (20, 512)
     assert features.nbytes / len(features) <= 2048
-    from_cache = head.predict(plumbing.cached_batches(features, labels, 8), verbose=0)
+    from_cache = head.predict(cached_batches(features, labels, 8), verbose=0)
     np.testing.assert_allclose(from_cache, expected, atol=2e-3)
 
     extractor = keras.Model(model.input, model.get_layer("block4_pool").output)
     top = keras.Model(model.get_layer("block4_pool").output, model.output)
-    features, labels = plumbing.cache_features(extractor, batches, tmp_path / "cache.f16")
-    assert isinstance(features, plumbing.FeatureFile)
+    features, labels = cache_features(extractor, batches, tmp_path / "cache.f16")
+    assert isinstance(features, FeatureFile)
     assert features.shape == (20, 2, 2, 512)
-    from_file = top.predict(plumbing.cached_batches(features, labels, 8), verbose=0)
+    from_file = top.predict(cached_batches(features, labels, 8), verbose=0)
     np.testing.assert_allclose(from_file, expected, atol=2e-3)
 
 
@@ -122,10 +132,10 @@ def test_cached_batches_keep_each_feature_with_its_label_and_cover_every_row(tmp
     labels = np.arange(50) % 2
     path = tmp_path / "rows.f16"
     path.write_bytes(rows.tobytes())
-    on_disk = plumbing.FeatureFile(path, (4,), 50)
+    on_disk = FeatureFile(path, (4,), 50)
     for features in (rows, on_disk):
         seen = []
-        for batch, batch_labels in plumbing.cached_batches(features, labels, 8, True, seed=1):
+        for batch, batch_labels in cached_batches(features, labels, 8, True, seed=1):
             values = batch.numpy()[:, 0].astype(int)
             assert (values % 2 == batch_labels.numpy()).all()
             seen.extend(values)
@@ -138,7 +148,7 @@ def test_model_saved_as_keras_file_reloads_and_predicts_the_same(tmp_path):
     images, _, _ = image_batches(count=4)
     path = tmp_path / "model.keras"
     model.save(path)
-    reloaded = plumbing.load_model_from(path, made_by="02")
+    reloaded = load_model_from(path, made_by="02")
     np.testing.assert_array_equal(
         reloaded.predict(images, verbose=0), model.predict(images, verbose=0)
     )
@@ -148,7 +158,7 @@ def test_binary_metrics_match_a_hand_computed_example():
     labels = [1, 1, 1, 0, 0, 0, 1, 0]
     probabilities = [0.9, 0.8, 0.4, 0.3, 0.6, 0.1, 0.7, 0.2]
     # At 0.5: predicted 1 1 0 0 1 0 1 0 -> TP 3, FN 1, FP 1, TN 3.
-    result = plumbing.binary_metrics(labels, probabilities, threshold=0.5)
+    result = binary_metrics(labels, probabilities, threshold=0.5)
     assert result["confusion_matrix"] == [[3, 1], [1, 3]]
     assert result["accuracy"] == pytest.approx(6 / 8)
     assert result["precision"] == pytest.approx(3 / 4)
@@ -157,7 +167,7 @@ def test_binary_metrics_match_a_hand_computed_example():
     # 15 of the 16 (positive, negative) pairs are ranked right: only 0.4 < 0.6.
     assert result["roc_auc"] == pytest.approx(15 / 16)
     # A stricter threshold: predicted 1 1 0 0 0 0 0 0 -> TP 2, FN 2, FP 0, TN 4.
-    strict = plumbing.binary_metrics(labels, probabilities, threshold=0.75)
+    strict = binary_metrics(labels, probabilities, threshold=0.75)
     assert strict["confusion_matrix"] == [[4, 0], [2, 2]]
     assert (strict["precision"], strict["recall"]) == (1.0, 0.5)
     assert strict["roc_auc"] == result["roc_auc"]
@@ -168,28 +178,28 @@ def saved_series_model(tmp_path_factory):
     """A model built as in the series, saved and reloaded: what notebook 04 works on."""
     path = tmp_path_factory.mktemp("model") / "fine_tuned.keras"
     build_notebook_02_model(image_size=64).save(path)
-    return plumbing.load_model_from(path, made_by="03")
+    return load_model_from(path, made_by="03")
 
 
 def test_grad_cam_gives_one_normalised_heatmap_per_image(saved_series_model):
     rng = np.random.default_rng(1)
     images = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     images[1, :32] = 0  # a different picture: the top half black
-    heatmaps, probabilities = plumbing.grad_cam(saved_series_model, images)
+    heatmaps, probabilities = grad_cam(saved_series_model, images)
     assert heatmaps.shape == (2, 4, 4)  # block5_conv3 at 64 px: a 4 x 4 grid
     assert heatmaps.min() >= 0 and heatmaps.max() <= 1
     assert np.allclose(heatmaps.max(axis=(1, 2)), 1.0)
     assert not np.allclose(heatmaps[0], heatmaps[1])
     expected = saved_series_model.predict(images, verbose=0)[:, 0]
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
-    overlay = plumbing.overlay_heatmap(images[0], heatmaps[0])
+    overlay = overlay_heatmap(images[0], heatmaps[0])
     assert overlay.shape == (64, 64, 3) and overlay.dtype == np.uint8
 
 
 def test_float32_copy_predicts_like_the_mixed_precision_model(tmp_path, restore_policy):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = build_notebook_02_model()
-    copy = plumbing.float32_copy(model)
+    copy = float32_copy(model)
     # Every layer of the copy computes and outputs float32 ([0] is the input). The preprocessing
     # is a model of Keras operations on the float32 input: float32 under any policy.
     assert {layer.output.dtype for layer in copy.layers} == {"float32"}
@@ -205,23 +215,23 @@ def test_predict_file_reads_an_image_and_refuses_a_non_image(tmp_path, saved_ser
 
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (80, 60), (200, 30, 30)).save(photo)
-    probability, image = plumbing.predict_file(saved_series_model, photo, 64)
-    expected_image = plumbing.resize_image(plumbing.load_image(photo), 64).numpy()
+    probability, image = predict_file(saved_series_model, photo, 64)
+    expected_image = resize_image(load_image(photo), 64).numpy()
     np.testing.assert_array_equal(image, expected_image)  # read as training reads, 0-255
     expected = saved_series_model.predict(expected_image[None], verbose=0)[0, 0]
     assert probability == pytest.approx(float(expected), abs=1e-6)  # P(class 1), not P(class 0)
     assert abs(probability - 0.5) > 1e-3, "the test needs a model that is not exactly undecided"
     notes = tmp_path / "notes.jpg"
     notes.write_text("not a photo")
-    with pytest.raises(plumbing.CannotContinue, match="notes.jpg: not an image"):
-        plumbing.predict_file(saved_series_model, notes, 64)
+    with pytest.raises(CannotContinue, match="notes.jpg: not an image"):
+        predict_file(saved_series_model, notes, 64)
 
 
 def test_images_kept_in_memory_match_images_decoded_every_epoch(tmp_path, capsys):
     from conftest import write_two_class_folder
 
     folder = write_two_class_folder(tmp_path / "photos", per_class=12)
-    data = plumbing.load_two_class_data(str(folder), seed=0)
+    data = load_two_class_data(str(folder), seed=0)
     fresh = np.concatenate([x for x, _ in data.batches("train", 32, 8)])
     kept = data.batches("train", 32, 8, keep_in_memory=True)
     assert "keeping them in memory" in capsys.readouterr().out
@@ -237,15 +247,13 @@ def test_every_dataset_the_notebooks_train_on_has_the_autotuner_off(tmp_path):
     from conftest import write_two_class_folder
 
     folder = write_two_class_folder(tmp_path / "photos", per_class=6)
-    data = plumbing.load_two_class_data(str(folder), seed=0)
+    data = load_two_class_data(str(folder), seed=0)
     features, labels = np.zeros((6, 4), np.float16), np.arange(6) % 2
     datasets = [
         data.batches("train", 32, 4),
-        data.batches(
-            "train", 32, 4, shuffle=True, seed=1, augmentation=plumbing.make_augmentation(1)
-        ),
+        data.batches("train", 32, 4, shuffle=True, seed=1, augmentation=make_augmentation(1)),
         data.batches("validation", 32, 4, keep_in_memory=True),
-        plumbing.cached_batches(features, labels, 4, shuffle=True, seed=1),
+        cached_batches(features, labels, 4, shuffle=True, seed=1),
     ]
     for dataset in datasets:
         assert dataset.options().autotune.enabled is False
@@ -253,8 +261,8 @@ def test_every_dataset_the_notebooks_train_on_has_the_autotuner_off(tmp_path):
 
 
 def test_images_too_large_for_memory_are_decoded_every_epoch(monkeypatch, capsys):
-    monkeypatch.setattr(plumbing.machine.Path, "read_text", lambda self: "MemAvailable: 1000 kB\n")
-    assert not plumbing.fits_in_memory(10**9, "train")
+    monkeypatch.setattr(machine.Path, "read_text", lambda self: "MemAvailable: 1000 kB\n")
+    assert not fits_in_memory(10**9, "train")
     assert "too large: decoding every epoch instead" in capsys.readouterr().out
 
 
@@ -297,7 +305,7 @@ def test_a_failed_dataset_download_is_one_message_and_leaves_nothing_half_writte
     import tensorflow_datasets as tfds
 
     monkeypatch.setattr(tfds, "builder", functools.partial(tfds.builder, data_dir=str(tmp_path)))
-    monkeypatch.setattr(plumbing.data_in, "host_reachable", lambda host: True)
+    monkeypatch.setattr(data_in, "host_reachable", lambda host: True)
 
     def connection_reset(self, *args, **kwargs):
         (tmp_path / "downloads").mkdir(exist_ok=True)
@@ -307,8 +315,8 @@ def test_a_failed_dataset_download_is_one_message_and_leaves_nothing_half_writte
 
     monkeypatch.setattr(tfds.download.DownloadManager, "download", connection_reset)
     for _ in range(2):  # the second run meets what the first one left, and fails the same way
-        with pytest.raises(plumbing.CannotContinue) as error:
-            plumbing.load_cats_vs_dogs()
+        with pytest.raises(CannotContinue) as error:
+            load_cats_vs_dogs()
         message = str(error.value)
         assert message.startswith("The cats_vs_dogs download failed: ")
         assert "connection reset by peer" in message and "DATA_DIR" in message
@@ -329,7 +337,7 @@ def test_learning_curves_mark_fine_tuning_inside_the_plot_with_whole_epochs(monk
     head = {"accuracy": [0.6, 0.7, 0.8], "loss": [0.7, 0.5, 0.4]}
     head |= {"val_accuracy": [0.62, 0.71, 0.79], "val_loss": [0.69, 0.52, 0.45]}
     fine = {"accuracy": [0.85], "val_accuracy": [0.86], "loss": [0.35], "val_loss": [0.33]}
-    plumbing.plot_history([("head", head), ("fine-tuning", fine)])  # one epoch after the line
+    plot_history([("head", head), ("fine-tuning", fine)])  # one epoch after the line
     figure = plt.gcf()
     renderer = figure.canvas.get_renderer()
     for axis in figure.axes:

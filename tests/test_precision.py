@@ -24,7 +24,8 @@ from conftest import (
     split_images,
 )
 
-import tutorial_plumbing as plumbing
+from tutorial_plumbing.data_in import load_two_class_data
+from tutorial_plumbing.machine import FORCE_PRECISION
 
 # How far a float32 export may be from the model, as a probability, by the model's policy.
 EXPORT_TOLERANCE = {"float32": 1e-4, "mixed_float16": 0.02, "mixed_bfloat16": 0.05}
@@ -34,9 +35,7 @@ EXPORT_TOLERANCE = {"float32": 1e-4, "mixed_float16": 0.02, "mixed_bfloat16": 0.
 def forced_run(request, tmp_path_factory, easy_folder):
     policy = request.param
     run_dir = tmp_path_factory.mktemp(policy) / "run"
-    startup = {
-        "precision.py": f"import os\nos.environ[{plumbing.FORCE_PRECISION!r}] = {policy!r}\n"
-    }
+    startup = {"precision.py": f"import os\nos.environ[{FORCE_PRECISION!r}] = {policy!r}\n"}
     parameters = dict(TINY, EPOCHS=10, DATA_DIR=str(easy_folder), USE_FEATURE_CACHE=True)
     executed = run_notebooks(run_dir, ["02", "03", "04"], parameters, startup)
     return policy, run_dir, executed
@@ -65,7 +64,7 @@ def test_the_model_learns_and_every_export_predicts_like_it(forced_run):
 def test_a_clean_program_scores_the_test_split_as_part_3_did(forced_run, easy_folder, tmp_path):
     _, run_dir, _ = forced_run
     metrics = read_json(run_dir / "metrics.json")
-    data = plumbing.load_two_class_data(str(easy_folder), seed=TINY["SEED"])
+    data = load_two_class_data(str(easy_folder), seed=TINY["SEED"])
     images, labels = split_images(data, "test")
     probabilities = predict_in_a_clean_process(run_dir / "fine_tuned.keras", images, tmp_path)
     accuracy, loss = accuracy_and_loss(probabilities, labels)

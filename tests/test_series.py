@@ -40,7 +40,9 @@ from conftest import (
 )
 from PIL import Image
 
-import tutorial_plumbing as plumbing
+from tutorial_plumbing.bases import VGG16_WEIGHTS_URL
+from tutorial_plumbing.data_in import load_two_class_data
+from tutorial_plumbing.saving import load_model_from
 
 SERIES = ["01", "02", "03", "04"]
 # New photos, not in the folder: one plainly red, one plainly blue.
@@ -210,7 +212,7 @@ def test_the_saved_models_start_from_the_imagenet_file(folder_run):
 
 def test_fine_tuning_unfroze_block5_only(folder_run):
     run_dir, executed = folder_run
-    model = plumbing.load_model_from(run_dir / "fine_tuned.keras", made_by="03")
+    model = load_model_from(run_dir / "fine_tuned.keras", made_by="03")
     learning = {layer.name for layer in model.layers if layer.trainable and layer.weights}
     assert learning == {"block5_conv1", "block5_conv2", "block5_conv3", "head_dense", "probability"}
     text = notebook_text(executed["03"])
@@ -225,7 +227,7 @@ def test_saved_models_load_anywhere_and_score_as_the_notebooks_did(
     The reloaded models score the splits exactly as notebooks 02 and 03 measured them.
     """
     run_dir, _ = folder_run
-    data = plumbing.load_two_class_data(str(easy_folder), seed=TINY["SEED"])
+    data = load_two_class_data(str(easy_folder), seed=TINY["SEED"])
     head, metrics = read_json(run_dir / "head_trained.json"), read_json(run_dir / "metrics.json")
     checks = [  # (file, split, accuracy and loss the notebook measured on that split)
         ("head_trained.keras", "validation", head["val_accuracy_kept"], head["val_loss_kept"]),
@@ -350,7 +352,7 @@ def test_weights_download_failure_says_what_to_do(tmp_path, easy_folder):
     assert error.value.ename == "CannotContinue"
     assert "Could not download the ImageNet weights" in error.value.evalue
     assert "WEIGHTS = None" in error.value.evalue
-    assert plumbing.VGG16_WEIGHTS_URL in error.value.evalue
+    assert VGG16_WEIGHTS_URL in error.value.evalue
     assert len(short_error(tmp_path / "run" / "02_feature_extraction.ipynb")) == 1
 
 

@@ -6,7 +6,6 @@ notebook that differs from what the tool writes now, and on code that is not the
 """
 
 import ast
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -34,26 +33,48 @@ def test_catalogs_and_generated_notebooks_are_what_the_tool_writes_now():
     assert stale == [], "run `python tools/translate.py`"
 
 
-def test_an_english_edit_without_its_translation_is_caught(tmp_path):
-    """A changed paragraph and a changed plumbing message each need a translator again."""
+def test_an_english_edit_without_its_translation_is_caught(tmp_path, monkeypatch):
+    """A changed paragraph and a changed message of the helpers each need a translator again."""
     source = translate.NOTEBOOKS / "02_feature_extraction.ipynb"
     notebook = nbformat.read(source, as_version=4)
     markdown = next(cell for cell in notebook.cells if cell.cell_type == "markdown")
     markdown.source += "\n\nA sentence nobody has translated yet."
-    plumbing = next(c for c in notebook.cells if "plumbing" in c.metadata.get("tags", []))
-    assert "Precision: {policy}, because {reason}." in plumbing.source
-    plumbing.source = plumbing.source.replace("because {reason}.", "since {reason}.")
     edited = tmp_path / source.name
     nbformat.write(notebook, edited)
-    wanted = translate.wanted_entries([edited])
-    for where, text in [
-        ("notebook", "A sentence nobody has translated yet."),
-        ("plumbing", "Precision: {policy}, since {reason}."),
+    helpers = tmp_path / "tutorial_plumbing"
+    helpers.mkdir()
+    machine = (translate.PACKAGE / "machine.py").read_text()
+    assert '"Precision: {policy}, because {reason}."' in machine
+    (helpers / "machine.py").write_text(machine.replace("because {reason}.", "since {reason}."))
+    monkeypatch.setattr(translate, "PACKAGE", helpers)
+    wanted = translate.wanted_entries([edited]) | {
+        translate.PLUMBING_CATALOG: translate.package_messages()
+    }
+    for path, text in [
+        (translate.catalog_path(edited), "A sentence nobody has translated yet."),
+        (translate.PLUMBING_CATALOG, "Precision: {policy}, since {reason}."),
     ]:
-        path = translate.catalog_path(edited, where)
         entry = translate.updated_catalog(path, wanted[path]).find(text)
         assert entry is not None, text
         assert not entry.msgstr or "fuzzy" in entry.flags, "a stale translation must be flagged"
+
+
+def test_the_helpers_speak_portuguese_after_the_one_call():
+    """use_language("pt-BR"): the compiled catalog, and numbers written the Brazilian way."""
+    from tutorial_plumbing import messages
+
+    template = "Frozen store: {images:,} images x {shape} float16 = {mib:,.1f} MiB in {folder}"
+    values = {"images": 23262, "shape": "14 x 14 x 512", "mib": 4453.5, "folder": "artifacts"}
+    assert messages.say(template, **values) == (
+        "Frozen store: 23,262 images x 14 x 14 x 512 float16 = 4,453.5 MiB in artifacts"
+    )
+    try:
+        messages.use_language("pt-BR")
+        said = messages.say(template, **values)
+    finally:
+        messages.use_language("en")
+    assert said.startswith("Cache das camadas congeladas") or "imagens" in said, said
+    assert "23.262" in said and "4.453,5" in said and "14 x 14 x 512" in said
 
 
 def code_only(source: str) -> str:
@@ -69,13 +90,19 @@ def code_only(source: str) -> str:
 
 @pytest.mark.parametrize("english", ENGLISH, ids=lambda p: p.name)
 def test_a_generated_notebook_runs_the_same_code(english):
+    """The same code, but for the one call that makes the helpers speak Portuguese."""
     portuguese = nbformat.read(translate.OUTPUT / english.name, as_version=4)
     english = nbformat.read(english, as_version=4)
     assert [c.cell_type for c in portuguese.cells] == [c.cell_type for c in english.cells]
+    calls = 0
     for ours, theirs in zip(english.cells, portuguese.cells):
         assert ours.metadata == theirs.metadata
         if ours.cell_type == "code":
-            assert code_only(theirs.source) == code_only(ours.source)
+            added = (translate.USE_LANGUAGE_IMPORT, translate.USE_LANGUAGE)
+            kept = [line for line in theirs.source.split("\n") if line not in added]
+            calls += len(theirs.source.split("\n")) - len(kept)
+            assert code_only("\n".join(kept)) == code_only(ours.source)
+    assert calls == 2, "one import and one call of use_language"
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +169,12 @@ def scaled(value, factor):
 
 def test_new_speed_figures_need_no_new_translation():
     """The README's measured figures change with every benchmark run, the wording does not."""
-    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed.py")
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
-    (results,) = sorted(speed.RESULTS_DIR.glob("*.json"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import speed_report as speed
+    finally:
+        sys.path.pop(0)
+    (results,) = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
     report = json.loads(results.read_text())
     english = (ROOT / "README.md").read_text()
     shown = speed.render_run(report, results.name)

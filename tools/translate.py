@@ -1,24 +1,28 @@
-"""Generate the Brazilian Portuguese notebooks from the English ones and a translation catalog.
+"""Generate the Brazilian Portuguese edition from the English one and gettext catalogs.
 
-    python tools/translate.py            # update the catalogs, then write notebooks/pt-BR/
+    python tools/translate.py            # update the catalogs, then write notebooks/pt-BR/,
+                                         # README.pt-BR.md and the helpers' compiled catalog
     python tools/translate.py --check    # exit 1 when a translation is missing or stale, or a
-                                         # generated notebook differs (the tests do this too)
+                                         # generated file differs (the tests do this too)
     python tools/translate.py --missing  # list what needs a translator, catalog by catalog
 
-The English notebooks (and README.md) are the source; nobody edits notebooks/pt-BR/ or
-README.pt-BR.md by hand. Every text a
-reader meets is one entry of a gettext catalog (translations/pt-BR/*.po: one per notebook, and
-plumbing.po for the plumbing cells, shared by all notebooks). An entry's msgid is the English it
+The English notebooks, README.md and the helpers' messages are the source; nobody edits
+notebooks/pt-BR/, README.pt-BR.md or the compiled catalog by hand. Every text a reader meets
+is one entry of a gettext catalog in translations/pt-BR/: one per notebook and document, and
+plumbing.po for the helpers (the tutorial_plumbing package). An entry's msgid is the English it
 translates:
 - a markdown cell, block by block (the paragraphs, lists and code examples between blank lines);
 - a comment in a code cell, and the title of a `# @title` form;
-- a string a reader sees: one that reads like a sentence, or that is printed, raised in a message
-  or drawn in a plot (see `reader_sees`). Docstrings and the plumbing's comments are for
-  developers and stay English.
+- a string a reader sees in a notebook: one that reads like a sentence, or that is printed,
+  raised in a message or drawn in a plot (see `reader_sees`). Docstrings are for developers
+  and stay English;
+- a message of the helpers: the template of each say("...") in tutorial_plumbing/. plumbing.po
+  is compiled into tutorial_plumbing/locale/, and a Portuguese notebook's one call
+  use_language("pt-BR") makes the helpers speak it at run time: their code is never rewritten.
 When an English text changes, its entry no longer matches. The new text gets an empty
 translation (with the old translation as a "fuzzy" suggestion), and --check fails until a
-translator writes it. The code stays the same: only the language of these texts changes, so
-a generated notebook runs exactly like its English source.
+translator writes it. A notebook's code stays the same: only the language of these texts
+changes (and the Portuguese one calls use_language), so it runs exactly like its English source.
 """
 
 import argparse
@@ -44,7 +48,13 @@ OUTPUT = NOTEBOOKS / LANGUAGE
 # Markdown documents translated like notebook markdown: {English: generated}.
 DOCUMENTS = {ROOT / "README.md": ROOT / f"README.{LANGUAGE}.md"}
 NOTEBOOK_LINK = re.compile(r"(\]\(|/blob/[^/]+/)notebooks/(?!" + LANGUAGE + r"/)")
-PLUMBING_TAG = "plumbing"
+PACKAGE = ROOT / "tutorial_plumbing"
+COMPILED = PACKAGE / "locale" / LANGUAGE.replace("-", "_") / "LC_MESSAGES" / "tutorial_plumbing.mo"
+# The one call that makes the helpers speak Portuguese: the generated notebooks make it in the
+# cell that starts TensorFlow (tagged quiet-start), before any helper says anything.
+QUIET_START_TAG = "quiet-start"
+USE_LANGUAGE_IMPORT = "from tutorial_plumbing.messages import use_language"
+USE_LANGUAGE = f'use_language("{LANGUAGE}")  # as mensagens das funções auxiliares, em português'
 # Calls whose string arguments a reader sees, even when they are single words.
 SHOWN_BY = {
     "print",
@@ -261,7 +271,7 @@ def code_strings(tree) -> list:
     return found
 
 
-def code_comments(source: str, plumbing: bool) -> list:
+def code_comments(source: str) -> list:
     """(line, column, prefix, text, suffix) of each comment a reader should read in its language."""
     found = []
     tokens = tokenize.generate_tokens(io.StringIO(source).readline)
@@ -273,7 +283,7 @@ def code_comments(source: str, plumbing: bool) -> list:
         if title:
             found.append((line, column, title.group(1).strip(), title.group(2), title.group(3)))
             continue
-        if plumbing or re.match(r"#\s*(@param|noqa|type:)", token.string):
+        if re.match(r"#\s*(@param|noqa|type:)", token.string):
             continue
         body = re.sub(r"\s*# @param.*$", "", token.string)
         prefix = re.match(r"#\s*", body).group(0)
@@ -283,17 +293,33 @@ def code_comments(source: str, plumbing: bool) -> list:
 
 
 def cell_units(cell) -> list:
-    """(msgid, where) for each text of one cell, in order; where is 'plumbing' or 'notebook'."""
-    is_plumbing = PLUMBING_TAG in cell.metadata.get("tags", [])
-    where = "plumbing" if is_plumbing else "notebook"
+    """Each text of one cell, in order."""
     if cell.cell_type == "markdown":
-        return [(block, where) for block, _ in markdown_blocks(cell.source) if not is_badge(block)]
+        return [block for block, _ in markdown_blocks(cell.source) if not is_badge(block)]
     if cell.cell_type != "code":
         return []
     source = python_source(cell.source)
-    texts = [(text, where) for _, text in code_strings(ast.parse(source))]
-    texts += [(c[3], where) for c in code_comments(source, is_plumbing)]
-    return texts
+    texts = [text for _, text in code_strings(ast.parse(source))]
+    return texts + [c[3] for c in code_comments(source)]
+
+
+def package_messages() -> dict:
+    """{template: [module file names]} for every say("...") in the helpers."""
+    found = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "say"):
+                continue
+            template = node.args[0] if node.args else None
+            if not (isinstance(template, ast.Constant) and isinstance(template.value, str)):
+                raise SystemExit(
+                    f"{path.name}, line {node.lineno}: say() takes its English as one literal "
+                    "(the key of its translation), never text built at run time."
+                )
+            names = found.setdefault(template.value, [])
+            if path.name not in names:
+                names.append(path.name)
+    return found
 
 
 def is_badge(block: str) -> bool:
@@ -340,7 +366,7 @@ def char_column(line: str, byte_column: int) -> int:
     return len(line.encode()[:byte_column].decode())
 
 
-def translate_code(source: str, is_plumbing: bool, lookup) -> str:
+def translate_code(source: str, lookup) -> str:
     """The cell with each reader-facing string and comment replaced by its translation."""
     lines = source.split("\n")
     edits = []  # (start line, start col, end line, end col, new text); lines 1-based, chars
@@ -355,7 +381,7 @@ def translate_code(source: str, is_plumbing: bool, lookup) -> str:
         else:
             literal = python_literal(lookup(text), formatted)
         edits.append((node.lineno, start, node.end_lineno, end, literal))
-    for line, column, prefix, text, suffix in code_comments(python, is_plumbing):
+    for line, column, prefix, text, suffix in code_comments(python):
         spacing = " " if prefix == "# @title" else ""
         new = prefix + spacing + lookup(text) + (suffix or "")
         edits.append((line, column, line, len(lines[line - 1]), new))
@@ -367,7 +393,6 @@ def translate_code(source: str, is_plumbing: bool, lookup) -> str:
 
 def translate_cell(cell, lookup, notebook_name: str):
     translated = copy.deepcopy(cell)
-    is_plumbing = PLUMBING_TAG in cell.metadata.get("tags", [])
     if cell.cell_type == "markdown":
         text = "".join(
             (block if is_badge(block) else lookup(block)) + separator
@@ -375,7 +400,12 @@ def translate_cell(cell, lookup, notebook_name: str):
         )
         translated.source = BADGE.sub(rf"\g<1>{LANGUAGE}/\g<2>", text)
     elif cell.cell_type == "code":
-        translated.source = translate_code(cell.source, is_plumbing, lookup)
+        translated.source = translate_code(cell.source, lookup)
+        if QUIET_START_TAG in cell.metadata.get("tags", []):
+            lines = translated.source.split("\n")
+            imports = max(i for i, line in enumerate(lines) if line.startswith("from "))
+            lines.insert(imports + 1, USE_LANGUAGE_IMPORT)
+            translated.source = "\n".join(lines + [USE_LANGUAGE])
     return translated
 
 
@@ -383,8 +413,11 @@ def translate_cell(cell, lookup, notebook_name: str):
 # Catalogs
 
 
-def catalog_path(notebook: Path, where: str) -> Path:
-    return CATALOGS / ("plumbing.po" if where == "plumbing" else f"{notebook.stem}.po")
+def catalog_path(notebook: Path) -> Path:
+    return CATALOGS / f"{notebook.stem}.po"
+
+
+PLUMBING_CATALOG = CATALOGS / "plumbing.po"
 
 
 def english_notebooks() -> list:
@@ -466,18 +499,20 @@ def translated_document(document: Path) -> str:
 
 
 def wanted_entries(notebooks=None) -> dict:
-    """{catalog path: {msgid: [file names]}} for the English notebooks (and documents) now."""
+    """{catalog path: {msgid: [file names]}} for the English notebooks (and documents, and the
+    helpers' messages, when `notebooks` is None) now."""
     wanted = {}
     if notebooks is None:
         for document in DOCUMENTS:
             units = document_units(document.read_text())
             blocks = [block for block, _, _ in units if block.strip()]
             wanted[document_path(document)] = {block: [document.name] for block in blocks}
+        wanted[PLUMBING_CATALOG] = package_messages()
     for path in notebooks or english_notebooks():
         notebook = nbformat.read(path, as_version=4)
+        entries = wanted.setdefault(catalog_path(path), {})
         for cell in notebook.cells:
-            for msgid, where in cell_units(cell):
-                entries = wanted.setdefault(catalog_path(path, where), {})
+            for msgid in cell_units(cell):
                 entries.setdefault(msgid, [])
                 if path.name not in entries[msgid]:
                     entries[msgid].append(path.name)
@@ -539,32 +574,18 @@ def catalog_problems(path: Path) -> list:
     return problems
 
 
-def lookup_for(notebook: Path):
-    catalogs = {}
-
-    def lookup(where):
-        path = catalog_path(notebook, where)
-        if path not in catalogs:
-            catalogs[path] = {e.msgid: e.msgstr for e in load_catalog(path) if usable(e)}
-        return catalogs[path]
-
-    return lookup
-
-
 def translated_notebook(path: Path) -> str:
     """The generated notebook's file text (formatted by ruff like every notebook here)."""
     notebook = nbformat.read(path, as_version=4)
-    find = lookup_for(path)
+    found = {e.msgid: e.msgstr for e in load_catalog(catalog_path(path)) if usable(e)}
+
+    def lookup(text):
+        if text not in found:
+            raise SystemExit(f"{path.name}: no translation for {text[:70]!r}")
+        return found[text]
+
     generated = copy.deepcopy(notebook)
     for index, cell in enumerate(notebook.cells):
-        where = "plumbing" if PLUMBING_TAG in cell.metadata.get("tags", []) else "notebook"
-
-        def lookup(text, where=where):
-            translation = find(where).get(text)
-            if translation is None:
-                raise SystemExit(f"{path.name}: no translation for {text[:70]!r}")
-            return translation
-
         generated.cells[index] = translate_cell(cell, lookup, path.name)
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / path.name
@@ -581,8 +602,16 @@ def translated_notebook(path: Path) -> str:
 # Command line
 
 
+def compiled_catalog() -> bytes:
+    """plumbing.po as the binary catalog gettext reads: its written, non-fuzzy entries."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / COMPILED.name
+        load_catalog(PLUMBING_CATALOG).save_as_mofile(str(path))
+        return path.read_bytes()
+
+
 def generated_files() -> list:
-    """(output path, function that writes its text) for each file this tool generates."""
+    """(output path, function that writes its content) for each file this tool generates."""
     notebooks = [
         (OUTPUT / notebook.name, lambda notebook=notebook: translated_notebook(notebook))
         for notebook in english_notebooks()
@@ -591,7 +620,14 @@ def generated_files() -> list:
         (output, lambda document=document: translated_document(document))
         for document, output in DOCUMENTS.items()
     ]
-    return notebooks + documents
+    return notebooks + documents + [(COMPILED, compiled_catalog)]
+
+
+def current(output: Path, like):
+    """The file's content now, as text or bytes like `like`; None when it is missing."""
+    if not output.exists():
+        return None
+    return output.read_bytes() if isinstance(like, bytes) else output.read_text()
 
 
 def stale_files() -> list:
@@ -605,7 +641,7 @@ def stale_files() -> list:
             expected = generate()
         except SystemExit:
             expected = None
-        if expected is None or not output.exists() or output.read_text() != expected:
+        if expected is None or current(output, expected) != expected:
             stale.append(output)
     return stale
 
@@ -637,12 +673,16 @@ def main(argv=None) -> int:
     OUTPUT.mkdir(parents=True, exist_ok=True)
     for output, generate in generated_files():
         try:
-            text = generate()
+            content = generate()
         except SystemExit as incomplete:
             print(f"not written: {incomplete}")
             continue
-        if not output.exists() or output.read_text() != text:
-            output.write_text(text)
+        if current(output, content) != content:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                output.write_bytes(content)
+            else:
+                output.write_text(content)
             print(f"wrote {output.relative_to(ROOT)}")
     return 1 if missing else 0
 

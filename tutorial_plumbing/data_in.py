@@ -7,13 +7,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from .machine import fits_in_memory
-from .messages import CannotContinue
+from .messages import CannotContinue, number, say
 from .your_images import (
     FolderScan,
     check_class_balance,
@@ -139,22 +138,11 @@ class TwoClassData:
         return [path.decode() for path, _ in self.splits[split].as_numpy_iterator()]
 
     def print_counts(self) -> None:
-        names = self.class_names
-        print(f"{'split':<12}{names[0]:>10}{names[1]:>10}{'total':>10}")
+        first, second = self.class_names
+        print(f"{say('split'):<12}{first:>10}{second:>10}{say('total'):>10}")
         for split, counts in self.counts.items():
-            print(f"{split:<12}{counts[0]:>10}{counts[1]:>10}{sum(counts):>10}")
-
-
-def make_augmentation(seed=None):
-    """Random flips, small turns and small zooms: a slightly different image every epoch."""
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomRotation(0.1, seed=seed),
-            keras.layers.RandomZoom(0.1, seed=seed),
-        ],
-        name="augmentation",
-    )
+            columns = [number(count) for count in (*counts, sum(counts))]
+            print(f"{split:<12}" + "".join(f"{column:>10}" for column in columns))
 
 
 def load_two_class_data(data_dir=None, seed=0) -> TwoClassData:
@@ -175,12 +163,20 @@ def load_cats_vs_dogs() -> TwoClassData:
     """
     builder = tfds.builder("cats_vs_dogs")
     if not builder.is_prepared():
-        print("Downloading cats_vs_dogs (once; TFDS keeps it in ~/tensorflow_datasets) ...")
+        print(
+            say(
+                "Downloading cats_vs_dogs (once; TFDS keeps it in {folder}) ...",
+                folder=builder.data_dir_root,
+            )
+        )
         if not host_reachable(CATS_VS_DOGS_HOST):
             raise CannotContinue(
-                f"Cannot reach {CATS_VS_DOGS_HOST} to download cats_vs_dogs.\n"
-                "What to do: connect to the internet and run again, or set DATA_DIR to a "
-                "folder (or .zip) with two class folders of your own images."
+                say(
+                    "Cannot reach {host} to download cats_vs_dogs.\n"
+                    "What to do: connect to the internet and run again, or set DATA_DIR to a "
+                    "folder (or .zip) with two class folders of your own images.",
+                    host=CATS_VS_DOGS_HOST,
+                )
             )
         started = time.time()
         try:
@@ -188,9 +184,12 @@ def load_cats_vs_dogs() -> TwoClassData:
         except Exception as error:
             remove_half_written_download(builder, started)
             raise CannotContinue(
-                f"The cats_vs_dogs download failed: {error}\n"
-                "What to do: check the internet connection and run again, or set DATA_DIR "
-                "to a folder (or .zip) with two class folders of your own images."
+                say(
+                    "The cats_vs_dogs download failed: {error}\n"
+                    "What to do: check the internet connection and run again, or set DATA_DIR "
+                    "to a folder (or .zip) with two class folders of your own images.",
+                    error=error,
+                )
             ) from None
     splits = builder.as_dataset(
         split=list(CATS_VS_DOGS_SPLITS.values()),
@@ -246,7 +245,7 @@ def count_labels(dataset) -> list:
 def data_from_scan(scan: FolderScan, seed: int) -> TwoClassData:
     splits = split_scan(scan, seed)
     for warning in check_class_balance(scan, splits):
-        print(f"Warning: {warning}")
+        print(say("Warning: {warning}", warning=warning))
 
     def read(path):
         return load_image(np.asarray(path).item().decode(), draft_size=512)  # eager or not

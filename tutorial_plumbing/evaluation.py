@@ -1,4 +1,4 @@
-"""Evaluation, explanation and export of a trained model."""
+"""Evaluation and explanation of a trained model: metrics, Grad-CAM, one photo's answer."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from .data_in import resize_image
-from .messages import CannotContinue
+from .messages import CannotContinue, say
 from .your_images import inspect_image, load_image
 
 
@@ -57,30 +57,10 @@ def predict_file(model, path, image_size):
     """(probability of class 1, the image as the model saw it) for one image file."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CannotContinue(f"No file at {path}. What to do: check IMAGE_PATH.")
+        raise CannotContinue(say("No file at {path}. What to do: check IMAGE_PATH.", path=path))
     problem, _, _, _ = inspect_image(path)
     if problem:
-        raise CannotContinue(f"Cannot use {path.name}: {problem}.")
+        raise CannotContinue(say("Cannot use {file}: {problem}.", file=path.name, problem=problem))
     image = resize_image(load_image(path), image_size)
     probability = float(model.predict(image[None], verbose=0)[0, 0])
     return probability, image.numpy()
-
-
-def float32_copy(model):
-    """The same model and weights, computing in float32: what SavedModel and TFLite need.
-
-    Mixed-precision layers (bfloat16 on CPUs, float16 on GPUs) do not convert to TFLite.
-    """
-
-    def to_float32(config):
-        if isinstance(config, dict):
-            if str(config.get("class_name", "")).endswith("DTypePolicy"):
-                return "float32"
-            return {key: to_float32(value) for key, value in config.items()}
-        if isinstance(config, list):
-            return [to_float32(value) for value in config]
-        return config
-
-    copy = keras.Model.from_config(to_float32(model.get_config()))
-    copy.set_weights(model.get_weights())
-    return copy

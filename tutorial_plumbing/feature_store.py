@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from .data_in import without_autotune
-from .messages import CannotContinue
+from .messages import CannotContinue, say
 
 
 class FeatureFile:
@@ -67,11 +67,21 @@ class Progress:
         rate = self.done / seconds
         if self.total and 0 < self.done < self.total:
             left = (self.total - self.done) / rate
-            return (
-                f"{self.name}: {self.done} of {self.total} images, {rate:.0f}/s, "
-                f"about {left:.0f} s left"
+            return say(
+                "{name}: {done:,} of {total:,} images, {rate:,.0f}/s, about {left:,.0f} s left",
+                name=self.name,
+                done=self.done,
+                total=self.total,
+                rate=rate,
+                left=left,
             )
-        return f"{self.name}: {self.done} images in {seconds:.1f} s, {rate:.0f}/s"
+        return say(
+            "{name}: {done:,} images in {seconds:.1f} s, {rate:,.0f}/s",
+            name=self.name,
+            done=self.done,
+            seconds=seconds,
+            rate=rate,
+        )
 
 
 def cache_features(extractor, batches, cache_file=None, progress=None):
@@ -131,7 +141,13 @@ def layer_before(model, layer_name):
     names = [layer.name for layer in model.layers]
     if layer_name not in names:
         blocks = ", ".join(name for name in names if name.endswith("_conv1"))
-        raise CannotContinue(f"UNFREEZE_FROM={layer_name!r} is not a layer. Try one of: {blocks}")
+        raise CannotContinue(
+            say(
+                "UNFREEZE_FROM={layer!r} is not a layer. Try one of: {blocks}",
+                layer=layer_name,
+                blocks=blocks,
+            )
+        )
     return names[names.index(layer_name) - 1]
 
 
@@ -169,10 +185,13 @@ def check_store_layer(model, layer_name) -> None:
     """Stop with a clear message when the frozen store cannot cut `model` after `layer_name`."""
     if not reads_only_from(model, layer_name):
         raise CannotContinue(
-            f"The layers after {layer_name} also read the output of earlier layers, so they "
-            f"cannot run from a store of what {layer_name} outputs.\nWhat to do: set "
-            "USE_FEATURE_CACHE = False in parts 2 and 3 (every epoch then runs the whole "
-            "network), or choose an UNFREEZE_FROM that starts a new stage of the base."
+            say(
+                "The layers after {layer} also read the output of earlier layers, so they "
+                "cannot run from a store of what {layer} outputs.\nWhat to do: set "
+                "USE_FEATURE_CACHE = False in parts 2 and 3 (every epoch then runs the whole "
+                "network), or choose an UNFREEZE_FROM that starts a new stage of the base.",
+                layer=layer_name,
+            )
         )
 
 
@@ -211,12 +230,12 @@ def open_frozen_store(folder, fingerprint, quiet=False, building=True):
     """
     folder = Path(folder)
     saved_path = folder / "fingerprint.json"
-    when_missing, when_changed = ("building it", "rebuilding it")
+    when_missing, when_changed = say("building it"), say("rebuilding it")
     if not building:
-        when_missing = when_changed = "the whole model runs instead"
+        when_missing = when_changed = say("the whole model runs instead")
     if not saved_path.is_file():
         if not quiet:
-            print(f"No frozen store in {folder} yet: {when_missing}.")
+            print(say("No frozen store in {folder} yet: {then}.", folder=folder, then=when_missing))
         return None
     saved = json.loads(saved_path.read_text())
     changed = [
@@ -231,8 +250,12 @@ def open_frozen_store(folder, fingerprint, quiet=False, building=True):
                 for name in changed
             )
             print(
-                f"The frozen store in {folder} was made for other settings ({details}): "
-                f"{when_changed}."
+                say(
+                    "The frozen store in {folder} was made for other settings ({details}): {then}.",
+                    folder=folder,
+                    details=details,
+                    then=when_changed,
+                )
             )
         return None
     row_shape = tuple(saved["row_shape"])
@@ -250,10 +273,15 @@ def check_free_space(folder, needed_bytes) -> None:
     free = shutil.disk_usage(existing).free
     if needed_bytes > free:
         raise CannotContinue(
-            f"The frozen store needs {needed_bytes / 2**30:.2f} GiB in {folder}, but only "
-            f"{free / 2**30:.2f} GiB are free there.\nWhat to do: free some disk space, set "
-            "ARTIFACTS_DIR to a disk with more room, use a smaller IMG_SIZE, or set "
-            "USE_FEATURE_CACHE = False (slower: every epoch runs the whole network)."
+            say(
+                "The frozen store needs {needed:.2f} GiB in {folder}, but only {free:.2f} GiB "
+                "are free there.\nWhat to do: free some disk space, set ARTIFACTS_DIR to a disk "
+                "with more room, use a smaller IMG_SIZE, or set USE_FEATURE_CACHE = False "
+                "(slower: every epoch runs the whole network).",
+                needed=needed_bytes / 2**30,
+                folder=folder,
+                free=free / 2**30,
+            )
         )
 
 
@@ -270,13 +298,21 @@ def build_frozen_store(folder, fingerprint, extractor, split_batches, counts):
     needed = total * int(np.prod(row_shape)) * 2
     check_free_space(folder.parent, needed)
     print(
-        f"Frozen store: {total} images x {row_shape} float16 = {needed / 2**20:.1f} MiB in {folder}"
+        say(
+            "Frozen store: {images:,} images x {shape} float16 = {mib:,.1f} MiB in {folder}",
+            images=total,
+            shape=" x ".join(map(str, row_shape)),
+            mib=needed / 2**20,
+            folder=folder,
+        )
     )
     for left_over in folder.parent.glob(f"{folder.name}.partial-*"):  # from a run cut off
         shutil.rmtree(left_over, ignore_errors=True)
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     partial.mkdir(parents=True)
-    progress = Progress(f"Through the frozen layers up to {fingerprint['layer']}", total)
+    progress = Progress(
+        say("Through the frozen layers up to {layer}", layer=fingerprint["layer"]), total
+    )
     for split in STORE_SPLITS:
         _, labels = cache_features(
             extractor, split_batches[split], partial / f"{split}.f16", progress
@@ -301,9 +337,60 @@ def frozen_store(folder, data, model, layer, image_size, batch_size):
     stored = open_frozen_store(folder, fingerprint)
     if stored is not None:
         mib = sum(features.nbytes for features, _ in stored.values()) / 2**20
-        print(f"Reusing the frozen store in {folder} ({layer} outputs, {mib:.1f} MiB)")
+        print(
+            say(
+                "Reusing the frozen store in {folder} ({layer} outputs, {mib:,.1f} MiB)",
+                folder=folder,
+                layer=layer,
+                mib=mib,
+            )
+        )
         return stored
     extractor = keras.Model(model.input, model.get_layer(layer).output)
     batches = {split: data.batches(split, image_size, batch_size) for split in STORE_SPLITS}
     counts = {split: sum(data.counts[split]) for split in STORE_SPLITS}
     return build_frozen_store(folder, fingerprint, extractor, batches, counts)
+
+
+def head_and_batches_from_store(model, data, unfreeze_from, folder, image_size, batch_size, seed):
+    """Part 2 on the frozen store: (the head as a model of its own, train and validation batches).
+
+    The layers that part 3 keeps frozen, those before `unfreeze_from`, run once per image for
+    every split, and their output goes to `folder` (see frozen_store): parts 3 and 4 read it
+    again. The rest of the frozen base (block5 and the pooling, for VGG16) turns each stored map
+    into the head's 512 numbers, once. The head then trains on those for as many epochs as you
+    like: the same layers as in `model`, so `model` learns with it.
+    """
+    started = time.time()
+    store_layer = layer_before(model, unfreeze_from)
+    stored = frozen_store(folder, data, model, store_layer, image_size, batch_size)
+    rest_of_base = keras.Model(
+        model.get_layer(store_layer).output, model.get_layer("pooled_features").output
+    )
+    train = cache_features(rest_of_base, cached_batches(*stored["train"], batch_size))
+    validation = cache_features(rest_of_base, cached_batches(*stored["validation"], batch_size))
+    print(
+        say(
+            "The head's features: {images:,} images in {seconds:,.1f} s, {mib:,.1f} MiB",
+            images=len(train[1]) + len(validation[1]),
+            seconds=time.time() - started,
+            mib=(train[0].nbytes + validation[0].nbytes) / 2**20,
+        )
+    )
+    head = keras.Model(model.get_layer("pooled_features").output, model.output)
+    train_batches = cached_batches(*train, batch_size, shuffle=True, seed=seed)
+    return head, train_batches, cached_batches(*validation, batch_size)
+
+
+def unfrozen_and_batches_from_store(model, data, last_frozen, folder, image_size, batch_size, seed):
+    """Part 3 on the frozen store: (the layers after `last_frozen` as a model, and the batches
+    of stored maps for train, validation and test).
+
+    The store of part 2 is reused when it matches (see frozen_store), built again when not.
+    Each epoch then runs only the unfrozen layers.
+    """
+    stored = frozen_store(folder, data, model, last_frozen, image_size, batch_size)
+    unfrozen = keras.Model(model.get_layer(last_frozen).output, model.output)
+    train = cached_batches(*stored["train"], batch_size, shuffle=True, seed=seed)
+    validation = cached_batches(*stored["validation"], batch_size)
+    return unfrozen, train, validation, cached_batches(*stored["test"], batch_size)

@@ -1,14 +1,57 @@
-"""The machine the notebooks run on: Colab or not, GPU, number precision, Drive, memory."""
+"""The machine the notebooks run on: a quiet TensorFlow, Colab or not, GPU, precision, memory.
+
+Importing this module does not import TensorFlow: a notebook calls start_tensorflow_quietly()
+first, and TensorFlow starts inside it.
+"""
 
 import contextlib
 import os
 import sys
 from pathlib import Path
 
-import keras
-import tensorflow as tf
+from .messages import CannotContinue, say
 
-from .messages import CannotContinue
+
+def start_tensorflow_quietly():
+    """Import TensorFlow with its C++ notes sent to the kernel's log, not the notebook.
+
+    TensorFlow's C++ code writes notes (oneDNN, CUDA, XLA) straight to the error stream, file
+    descriptor 2, past Python, at start-up and whenever it likes later. In Jupyter that stream
+    shows on the page. Here it goes to the kernel's own log instead, for good: the terminal
+    that runs Jupyter, Colab's runtime logs, or run_series.py's kernel_messages.log. Python's
+    own errors and warnings still show: they go through Python. In a plain script the error
+    stream is already the terminal, and stays so. Returns the tensorflow module.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        kernel_log = os.dup(sys.stderr.fileno())  # in Jupyter: the kernel's, not the page's
+    except (AttributeError, OSError, ValueError):  # a notebook front end without one
+        kernel_log = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(kernel_log, 2)
+    os.close(kernel_log)
+    import tensorflow
+
+    # In notebooks, TensorFlow's Python log also says INFO; scripts start at WARNING.
+    tensorflow.get_logger().setLevel("WARNING")
+    return tensorflow
+
+
+@contextlib.contextmanager
+def hide_c_messages():
+    """Send what C++ code writes to the error stream nowhere while the block runs.
+
+    For scripts and tests, where the error stream is the terminal: TensorFlow's start-up notes
+    there ignore TF_CPP_MIN_LOG_LEVEL. Python's own errors and warnings still show.
+    """
+    sys.stderr.flush()
+    saved, nowhere = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(nowhere)
 
 
 def running_in_colab() -> bool:
@@ -17,18 +60,22 @@ def running_in_colab() -> bool:
 
 def check_gpu() -> bool:
     """Say which GPU TensorFlow sees, or how to get one."""
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
-        print(f"GPU found: {details.get('device_name', gpus[0].name)}.")
+        print(say("GPU found: {name}.", name=details.get("device_name", gpus[0].name)))
         return True
     if running_in_colab():
         print(
-            "No GPU found. In the menu choose Runtime > Change runtime type, pick a GPU "
-            "(for example T4), save, then run the notebook again from the top."
+            say(
+                "No GPU found. In the menu choose Runtime > Change runtime type, pick a GPU "
+                "(for example T4), save, then run the notebook again from the top."
+            )
         )
     else:
-        print("No GPU found: TensorFlow runs on the CPU. Everything works, only slower.")
+        print(say("No GPU found: TensorFlow runs on the CPU. Everything works, only slower."))
     return False
 
 
@@ -49,30 +96,41 @@ POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 
 def choose_precision() -> str:
     """Set Keras's global dtype policy to the fastest safe one for this machine and say why."""
+    import keras
+    import tensorflow as tf
+
     forced = os.environ.get(FORCE_PRECISION)
     gpus = [] if forced else tf.config.list_physical_devices("GPU")
     if forced:
         if forced not in POLICIES:
             raise CannotContinue(
-                f"{FORCE_PRECISION}={forced!r} is not a policy the notebooks know. What to do: "
-                f"set it to one of {', '.join(POLICIES)}, or unset it to let the machine decide."
+                say(
+                    "{variable}={forced!r} is not a policy the notebooks know. What to do: "
+                    "set it to one of {policies}, or unset it to let the machine decide.",
+                    variable=FORCE_PRECISION,
+                    forced=forced,
+                    policies=", ".join(POLICIES),
+                )
             )
-        policy, reason = forced, f"the environment variable {FORCE_PRECISION} asks for it"
+        policy = forced
+        reason = say("the environment variable {variable} asks for it", variable=FORCE_PRECISION)
     elif gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         major, minor = details.get("compute_capability") or (0, 0)
         if major >= 7:
             policy = "mixed_float16"
-            reason = f"the GPU has Tensor Cores (compute capability {major}.{minor})"
+            reason = say(
+                "the GPU has Tensor Cores (compute capability {capability})",
+                capability=f"{major}.{minor}",
+            )
         else:
-            policy, reason = "float32", "this GPU has no Tensor Cores"
+            policy, reason = "float32", say("this GPU has no Tensor Cores")
     elif cpu_supports_bfloat16():
-        policy = "mixed_bfloat16"
-        reason = "the CPU does bfloat16 math in hardware"
+        policy, reason = "mixed_bfloat16", say("the CPU does bfloat16 math in hardware")
     else:
-        policy, reason = "float32", "the CPU has no fast 16-bit math"
+        policy, reason = "float32", say("the CPU has no fast 16-bit math")
     keras.mixed_precision.set_global_policy(policy)
-    print(f"Precision: {policy}, because {reason}.")
+    print(say("Precision: {policy}, because {reason}.", policy=policy, reason=reason))
     return policy
 
 
@@ -95,26 +153,17 @@ def fits_in_memory(size_bytes: int, what: str) -> bool:
     except (OSError, IndexError, ValueError):
         free = 0
     fits = size_bytes <= free / 2
-    decision = "keeping them in memory" if fits else "too large: decoding every epoch instead"
+    if fits:
+        decision = say("keeping them in memory")
+    else:
+        decision = say("too large: decoding every epoch instead")
     print(
-        f"Decoded {what} images need {size_bytes / 2**30:.2f} GiB "
-        f"({free / 2**30:.1f} GiB free): {decision}."
+        say(
+            "Decoded {split} images need {needed:.2f} GiB ({free:.1f} GiB free): {decision}.",
+            split=what,
+            needed=size_bytes / 2**30,
+            free=free / 2**30,
+            decision=decision,
+        )
     )
     return fits
-
-
-@contextlib.contextmanager
-def hide_c_messages():
-    """Send what C++ code writes to the error stream nowhere while the block runs.
-
-    Some libraries (TFLite, TensorFlow at start-up) write notes there directly, past Python and
-    its warnings filters. Python's own errors and warnings still show: they go through Python.
-    """
-    saved, nowhere = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(nowhere, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(nowhere)

@@ -5,6 +5,8 @@ import numpy as np
 import tensorflow as tf
 from matplotlib.ticker import MaxNLocator
 
+from .messages import say
+
 
 def show_images(images, titles, columns=4, path=None) -> None:
     """A grid of images (0-255 values) with a title under each."""
@@ -32,14 +34,19 @@ def plot_history(phases, path=None) -> None:
         start = 0
         for index, (name, history) in enumerate(phases):
             epochs = np.arange(start + 1, start + len(history[metric]) + 1)
-            axis.plot(epochs, history[metric], "o-", label=f"train ({name})")
-            axis.plot(epochs, history[f"val_{metric}"], "s--", label=f"validation ({name})")
+            axis.plot(epochs, history[metric], "o-", label=say("train ({phase})", phase=name))
+            axis.plot(
+                epochs,
+                history[f"val_{metric}"],
+                "s--",
+                label=say("validation ({phase})", phase=name),
+            )
             if index > 0:
                 axis.axvline(start + 0.5, color="gray", linestyle=":")
                 axis.text(  # along the line, so that it fits however few epochs follow
                     start + 0.45,
                     0.98,
-                    f"{name} starts",
+                    say("{phase} starts", phase=name),
                     rotation=90,
                     ha="right",
                     va="top",
@@ -47,9 +54,9 @@ def plot_history(phases, path=None) -> None:
                     transform=axis.get_xaxis_transform(),
                 )
             start += len(history[metric])
-        axis.set_xlabel("epoch")
+        axis.set_xlabel(say("epoch"))
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
-        axis.set_title("Accuracy" if metric == "accuracy" else "Loss")
+        axis.set_title(say("Accuracy") if metric == "accuracy" else say("Loss"))
         axis.legend()
     figure.tight_layout()
     if path:
