@@ -33,6 +33,11 @@ import sys
 import time
 from pathlib import Path
 
+# debugpy, which ipykernel 6 loads (Colab's version, here too when Jupyter finds the kernel),
+# warns on Python 3.11 and newer that frozen modules may hide breakpoints: a note for people
+# who debug a kernel, not for a reader of the series.
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"
 KERNEL_LOG = "kernel_messages.log"  # what the kernels write to their error stream
 RUN_STATE = "run.json"  # what --resume needs: the settings, and the notebooks that finished

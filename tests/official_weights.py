@@ -35,6 +35,7 @@ legacy .h5 format for the same model, and checks that the numbers in a model bui
 """
 
 import hashlib
+import warnings
 import zlib
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def requested_file(base: str) -> tuple:
 
     file_utils.get_file = ask
     try:
-        build(include_top=False, weights="imagenet", input_shape=(32, 32, 3), **options)
+        with warnings.catch_warnings():  # MobileNetV3: weights made at 224 pixels, not 32
+            warnings.simplefilter("ignore", UserWarning)
+            build(include_top=False, weights="imagenet", input_shape=(32, 32, 3), **options)
     except _Asked as asked:
         return asked.args
     finally:

@@ -349,7 +349,7 @@ def test_weights_download_failure_says_what_to_do(tmp_path, easy_folder):
     parameters = dict(TINY, DATA_DIR=str(easy_folder), WEIGHTS="imagenet")
     with pytest.raises(papermill.PapermillExecutionError) as error:
         run_notebooks(tmp_path / "run", ["02"], parameters, startup)
-    assert error.value.ename == "CannotContinue"
+    assert error.value.ename == "WeightsNotDownloaded"  # a CannotContinue: one line
     assert "Could not download the ImageNet weights" in error.value.evalue
     assert "WEIGHTS = None" in error.value.evalue
     assert VGG16_WEIGHTS_URL in error.value.evalue
