@@ -139,6 +139,8 @@ NOISE = [
     "tf.lite.Interpreter is deprecated",
     "XNNPACK",
     "INFO:tensorflow",
+    "triggered tf.function retracing",
+    "<module '",  # a cell whose last line returns a module shows it
 ]
 
 # How far a number computed at a given precision (a layer's compute_dtype) may fall from the

@@ -204,6 +204,11 @@ def test_float32_copy_predicts_like_the_mixed_precision_model(tmp_path, restore_
     # is a model of Keras operations on the float32 input: float32 under any policy.
     assert {layer.output.dtype for layer in copy.layers} == {"float32"}
     assert {layer.compute_dtype for layer in copy.layers if layer.weights} == {"float32"}
+    # The very same numbers, layer by layer (a fresh initialisation would predict about 0.5
+    # too, with an untrained head: the predictions alone cannot tell).
+    for ours, theirs in zip(model.weights, copy.weights, strict=True):
+        assert ours.path == theirs.path
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs), err_msg=ours.path)
     images, _, _ = image_batches(count=4)
     np.testing.assert_allclose(
         copy.predict(images, verbose=0), model.predict(images, verbose=0), atol=0.02

@@ -7,6 +7,7 @@ notebook that differs from what the tool writes now, and on code that is not the
 
 import ast
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -118,10 +119,49 @@ def portuguese_folder_run(tmp_path_factory, easy_folder):
     argv += ["--data-dir", str(easy_folder), "--runs-dir", str(runs)]
     for name, value in parameters.items():
         argv += ["-p", name, repr(value)]
-    with kernel_startup(runs.parent / "ipython", imagenet_weights("VGG16")):
+    drawn = runs.parent / "drawn.jsonl"
+    startup = imagenet_weights("VGG16") | {"drawn.py": RECORD_DRAWN_TEXT.format(path=str(drawn))}
+    with kernel_startup(runs.parent / "ipython", startup):
         assert run_series.main(argv) == 0
     (run_dir,) = runs.iterdir()
     return run_dir
+
+
+# Every text of every figure a notebook shows or saves (titles, labels, legends, tick labels),
+# one JSON list per figure: what a reader sees drawn.
+RECORD_DRAWN_TEXT = """
+import json
+
+import matplotlib.figure
+import matplotlib.pyplot as plt
+import matplotlib.text
+
+_path = {path!r}
+
+
+def _record(figure):
+    figure.canvas.draw()
+    texts = [t.get_text() for t in figure.findobj(matplotlib.text.Text) if t.get_visible()]
+    with open(_path, "a") as file:
+        file.write(json.dumps(texts) + "\\n")
+
+
+_savefig, _show = matplotlib.figure.Figure.savefig, plt.show
+
+
+def _saving(self, *args, **kwargs):
+    _record(self)
+    return _savefig(self, *args, **kwargs)
+
+
+def _showing(*args, **kwargs):
+    for number in plt.get_fignums():
+        _record(plt.figure(number))
+    return _show(*args, **kwargs)
+
+
+matplotlib.figure.Figure.savefig, plt.show = _saving, _showing
+"""
 
 
 def test_the_portuguese_series_learns_the_folder(portuguese_folder_run):
@@ -207,3 +247,120 @@ def test_the_portuguese_readme_shows_every_measured_figure_localized():
     for number in translate.NUMBER.findall(english):
         assert translate.localized_number(number) in portuguese, number
     assert "18.610" in portuguese and "18,610" not in portuguese  # cats_vs_dogs' training split
+
+
+# Words a Portuguese reader may meet in English: names in code (parameters, layers, files,
+# classes, Keras's own metric keys in its progress lines), product names and units.
+CODE_NAMES = {
+    "train", "validation", "test", "reds", "blues", "keras", "tensorflow", "tflite",
+    "savedmodel", "gpu", "cpu", "colab", "float", "mib", "gib", "kib", "px", "roc", "auc",
+    "grad", "cam", "vgg", "imagenet", "tfds", "png", "jpeg", "jpg", "zip", "json", "loss",
+    "accuracy", "val", "step", "epoch", "ms", "eta", "google", "drive", "python",
+    "probability",  # the output layer's name
+}  # fmt: skip
+KERAS_PROGRESS = re.compile(r"^\s*(Epoch \d+/\d+|\d+/\d+ .*(step|ETA).*)$")
+# 1,234,567 (two or more groups) or 0.54, 9.2207: never Brazilian. 131.585 is (thousands), and
+# so is 1,000 (one, three decimals): a lone comma group is left alone.
+AMERICAN_NUMBER = re.compile(
+    r"(?<![\w./,-])(\d{1,3}(,\d{3}){2,}|\d+\.(?!\d{3}(?!\d))\d+)(?![\w./-])"
+)
+
+
+def english_only_words() -> set:
+    """Words the English catalogs use and the Portuguese translations never do."""
+    english, portuguese = set(), set()
+    for path in translate.CATALOGS.glob("*.po"):
+        for entry in translate.load_catalog(path):
+            english |= set(re.findall(r"[a-z]{3,}", entry.msgid.lower()))
+            portuguese |= set(re.findall(r"[a-zà-ÿ]{3,}", entry.msgstr.lower()))
+    return english - portuguese - CODE_NAMES
+
+
+def readers_text(run_dir: Path) -> list:
+    """Each line a pt-BR run printed, and each text it drew, without Keras's progress lines."""
+    lines = []
+    for path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})  # a plot shows as its image, not its text
+                text = output.get("text", "") or (
+                    "" if "image/png" in data else data.get("text/plain", "")
+                )
+                for line in "".join(text).splitlines():
+                    line = run_series.visible_text(line)
+                    if line and not KERAS_PROGRESS.match(line):
+                        lines.append((path.name, line))
+    drawn = run_dir.parent.parent / "drawn.jsonl"
+    for figure in drawn.read_text().splitlines():
+        lines += [("a plot", text) for text in json.loads(figure) if text.strip()]
+    return lines
+
+
+def plain_words(line: str) -> list:
+    """The words of a line, leaving out names in code: paths, identifiers, CAPITALS."""
+    words = []
+    for token in re.split(r"[\s,;:()\[\]{}'\"=<>|*]+", line):
+        if "/" in token or "_" in token or re.search(r"\d", token) or token.isupper():
+            continue
+        words += re.findall(r"[a-zà-ÿ]+", token.lower())  # "extração" is not "extra"
+    return words
+
+
+def test_a_portuguese_run_prints_and_draws_no_english_and_no_american_number(
+    portuguese_folder_run,
+):
+    english = english_only_words()
+    lines = readers_text(portuguese_folder_run)
+    assert len(lines) > 50, "the run printed and drew its usual output"
+    found = [(where, line) for where, line in lines if set(plain_words(line)) & english]
+    assert not found, "English in the Portuguese run:\n" + "\n".join(map(str, found[:20]))
+    american = [(where, line) for where, line in lines if AMERICAN_NUMBER.search(line)]
+    assert not american, "American numbers:\n" + "\n".join(map(str, american[:20]))
+
+
+EDITIONS = {
+    "en": [ROOT / "README.md", ROOT / "data" / "README.md", *ENGLISH],
+    translate.LANGUAGE: [
+        ROOT / f"README.{translate.LANGUAGE}.md",
+        ROOT / "data" / f"README.{translate.LANGUAGE}.md",
+        *sorted(translate.OUTPUT.glob("[0-9][0-9]_*.ipynb")),
+    ],
+}
+# "the README's *Performance* section", "see *Two ways to train* below", "a seção *Desempenho*".
+SECTION_REFERENCE = re.compile(r"(?:README's|[Ss]ee|[Vv]eja|seção) \*([^*\n]+)\*")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def markdown_of(path: Path) -> str:
+    if path.suffix == ".ipynb":
+        notebook = nbformat.read(path, as_version=4)
+        return "\n\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    return path.read_text()
+
+
+def headings(text: str) -> set:
+    prose = re.sub(r"(?ms)^```.*?^```", "", text)
+    return {heading.strip() for heading in re.findall(r"(?m)^#{1,6} (.+)$", prose)}
+
+
+@pytest.mark.parametrize("language", list(EDITIONS))
+def test_every_link_and_section_reference_lands_in_the_same_edition(language):
+    readme = EDITIONS[language][0]
+    for path in EDITIONS[language]:
+        text = markdown_of(path)
+        known = headings(text) | headings(readme.read_text())
+        for section in SECTION_REFERENCE.findall(text):
+            assert section in known, (
+                f"{path.name}: *{section}* is no heading here or in {readme.name}"
+            )
+        for target in LINK.findall(text):
+            if target.startswith(("http://", "https://", "#")):
+                continue
+            linked = (path.parent / target.split("#")[0]).resolve()
+            assert linked.exists(), f"{path.name}: {target} does not exist"
+            if language != "en" and path != readme:  # the Portuguese files lead to Portuguese
+                assert (
+                    translate.LANGUAGE in linked.name
+                    or translate.LANGUAGE in str(linked.parent)
+                    or linked.name in {"LICENSE"}
+                ), f"{path.name}: {target}"

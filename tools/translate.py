@@ -29,6 +29,7 @@ import argparse
 import ast
 import copy
 import difflib
+import inspect
 import io
 import re
 import subprocess
@@ -46,8 +47,12 @@ LANGUAGE = "pt-BR"
 CATALOGS = ROOT / "translations" / LANGUAGE
 OUTPUT = NOTEBOOKS / LANGUAGE
 # Markdown documents translated like notebook markdown: {English: generated}.
-DOCUMENTS = {ROOT / "README.md": ROOT / f"README.{LANGUAGE}.md"}
+DOCUMENTS = {
+    ROOT / "README.md": ROOT / f"README.{LANGUAGE}.md",
+    ROOT / "data" / "README.md": ROOT / "data" / f"README.{LANGUAGE}.md",
+}
 NOTEBOOK_LINK = re.compile(r"(\]\(|/blob/[^/]+/)notebooks/(?!" + LANGUAGE + r"/)")
+DATA_README_LINK = re.compile(r"\]\(data/README\.md(#[^)]*)?\)")
 PACKAGE = ROOT / "tutorial_plumbing"
 COMPILED = PACKAGE / "locale" / LANGUAGE.replace("-", "_") / "LC_MESSAGES" / "tutorial_plumbing.mo"
 # The one call that makes the helpers speak Portuguese: the generated notebooks make it in the
@@ -139,7 +144,8 @@ def placeholders(template: str) -> list:
 
 
 # Containers a text passes through on its way to a call that shows it.
-PASSED_THROUGH = (ast.List, ast.Tuple, ast.IfExp, ast.Dict)
+# `x or "none"`, `["augmented"] * 8`, `"a" + b`: the text goes on to what shows it.
+PASSED_THROUGH = (ast.List, ast.Tuple, ast.IfExp, ast.Dict, ast.BoolOp, ast.BinOp)
 
 
 def words_in(node) -> list:
@@ -241,13 +247,30 @@ def reader_sees(node, ancestors) -> bool:
     return reads_as_text(node)
 
 
+def docstrings(tree) -> list:
+    """The docstring nodes of the functions and classes defined in a notebook's cell."""
+    return [
+        node.body[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.ClassDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+        and isinstance(node.body[0].value.value, str)
+    ]
+
+
 def code_strings(tree) -> list:
-    """(node, template) for each string literal a reader sees, outermost literals only."""
-    found = []
+    """(node, template) for each string literal a reader sees, outermost literals only.
+
+    In a notebook, the docstrings of the functions the lesson defines are text for the reader
+    too: their template is the docstring without its indentation (inspect.cleandoc).
+    """
+    found = [(node, inspect.cleandoc(node.value)) for node in docstrings(tree)]
 
     def visit(node, ancestors):
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            return  # a docstring or a bare string: for developers
+            return  # a docstring (above) or a bare string
         if is_string(node):
             if reader_sees(node, ancestors):
                 found.append((node, string_template(node)))
@@ -372,11 +395,21 @@ def translate_code(source: str, lookup) -> str:
     edits = []  # (start line, start col, end line, end col, new text); lines 1-based, chars
     python = python_source(source)
     py_lines = python.split("\n")
-    for node, text in code_strings(ast.parse(python)):
+    tree = ast.parse(python)
+    documented = {id(node) for node in docstrings(tree)}
+    for node, text in code_strings(tree):
         start = char_column(py_lines[node.lineno - 1], node.col_offset)
         end = char_column(py_lines[node.end_lineno - 1], node.end_col_offset)
         formatted = isinstance(node, ast.JoinedStr)
-        if node.end_lineno > node.lineno:  # it spanned lines inside brackets: wrap it again
+        if id(node) in documented:  # a docstring: triple quotes, its lines indented as before
+            indented = (
+                lookup(text)
+                .replace("\n", "\n" + " " * start)
+                .replace("\n" + " " * start + "\n", "\n\n")
+            )
+            closing = "\n" + " " * start if node.value.rstrip(" ").endswith("\n") else ""
+            literal = '"""' + indented.replace('"""', '\\"\\"\\"') + closing + '"""'
+        elif node.end_lineno > node.lineno:  # it spanned lines inside brackets: wrap it again
             literal = wrapped_literal(lookup(text), formatted, start)
         else:
             literal = python_literal(lookup(text), formatted)
@@ -425,7 +458,8 @@ def english_notebooks() -> list:
 
 
 def document_path(document: Path) -> Path:
-    return CATALOGS / f"{document.stem}.po"
+    """README.md's catalog is README.po; data/README.md's, data_README.po."""
+    return CATALOGS / (str(document.relative_to(ROOT).with_suffix("")).replace("/", "_") + ".po")
 
 
 # Between these markers a document holds measured figures that a program rewrites (the
@@ -495,7 +529,8 @@ def translated_document(document: Path) -> str:
         lookup(block, numbers) + separator
         for block, numbers, separator in document_units(document.read_text())
     )
-    return NOTEBOOK_LINK.sub(rf"\g<1>notebooks/{LANGUAGE}/", text)
+    text = NOTEBOOK_LINK.sub(rf"\g<1>notebooks/{LANGUAGE}/", text)
+    return DATA_README_LINK.sub(rf"](data/README.{LANGUAGE}.md\g<1>)", text)
 
 
 def wanted_entries(notebooks=None) -> dict:

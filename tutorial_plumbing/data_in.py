@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from .machine import fits_in_memory
-from .messages import CannotContinue, number, say
+from .messages import CannotContinue, num, say
 from .your_images import (
     FolderScan,
     check_class_balance,
@@ -141,8 +141,8 @@ class TwoClassData:
         first, second = self.class_names
         print(f"{say('split'):<12}{first:>10}{second:>10}{say('total'):>10}")
         for split, counts in self.counts.items():
-            columns = [number(count) for count in (*counts, sum(counts))]
-            print(f"{split:<12}" + "".join(f"{column:>10}" for column in columns))
+            columns = (*counts, sum(counts))
+            print(f"{split:<12}" + "".join(f"{num(column):>10,}" for column in columns))
 
 
 def load_two_class_data(data_dir=None, seed=0) -> TwoClassData:

@@ -64,3 +64,19 @@ def predict_file(model, path, image_size):
     image = resize_image(load_image(path), image_size)
     probability = float(model.predict(image[None], verbose=0)[0, 0])
     return probability, image.numpy()
+
+
+def metric_names() -> dict:
+    """What the reader calls each metric, in their language; the keys stay as in the JSON files.
+
+    The keys are the names Keras and scikit-learn use (accuracy, roc_auc); a Portuguese reader
+    sees acurácia, precisão, revocação.
+    """
+    return {
+        "threshold": say("threshold"),
+        "accuracy": say("accuracy"),
+        "precision": say("precision"),
+        "recall": say("recall"),
+        "f1": say("F1"),
+        "roc_auc": say("ROC AUC"),
+    }

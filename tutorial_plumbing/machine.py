@@ -20,7 +20,8 @@ def start_tensorflow_quietly():
     shows on the page. Here it goes to the kernel's own log instead, for good: the terminal
     that runs Jupyter, Colab's runtime logs, or run_series.py's kernel_messages.log. Python's
     own errors and warnings still show: they go through Python. In a plain script the error
-    stream is already the terminal, and stays so. Returns the tensorflow module.
+    stream is already the terminal, and stays so. Returns nothing, so that the notebook cell
+    that calls it shows nothing.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
@@ -32,8 +33,12 @@ def start_tensorflow_quietly():
     import tensorflow
 
     # In notebooks, TensorFlow's Python log also says INFO; scripts start at WARNING.
-    tensorflow.get_logger().setLevel("WARNING")
-    return tensorflow
+    logger = tensorflow.get_logger()
+    logger.setLevel("WARNING")
+    # A last, smaller batch, or one photo after a batch, traces Keras's predict step again;
+    # after five such traces TensorFlow warns about speed. Here that costs well under a
+    # second, and the reader can do nothing about it.
+    logger.addFilter(lambda record: "triggered tf.function retracing" not in record.getMessage())
 
 
 @contextlib.contextmanager

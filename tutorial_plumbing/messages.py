@@ -32,11 +32,35 @@ def use_language(language: str) -> None:
     catalog = gettext.NullTranslations()
     if language != "en":
         catalog = gettext.translation(DOMAIN, LOCALES, [language.replace("-", "_")])
+        _localize_plot_numbers()
     _current.update(language=language, catalog=catalog)
+
+
+def _localize_plot_numbers() -> None:
+    """Matplotlib's axis numbers (0.5, 1,000) in the current language, for every plot.
+
+    Matplotlib can only follow the operating system's locale for this, which Colab does not
+    have for Portuguese; so its tick formatter passes its text through localized().
+    """
+    from matplotlib import ticker
+
+    formatter = ticker.ScalarFormatter
+    if getattr(formatter, "_localized", False):
+        return
+    plain_call = formatter.__call__  # format_ticks calls it for every tick
+    formatter.__call__ = lambda self, x, pos=None: localized(plain_call(self, x, pos))
+    formatter._localized = True
 
 
 def current_language() -> str:
     return _current["language"]
+
+
+def localized(text: str) -> str:
+    """A number already formatted the English way, written the current language's way."""
+    if _current["language"] == "pt-BR":
+        return text.translate(str.maketrans(",.", ".,"))
+    return text
 
 
 class _LocalNumbers(string.Formatter):
@@ -44,9 +68,8 @@ class _LocalNumbers(string.Formatter):
 
     def format_field(self, value, format_spec):
         text = super().format_field(value, format_spec)
-        if _current["language"] == "pt-BR" and isinstance(value, numbers.Real):
-            if not isinstance(value, bool):
-                text = text.translate(str.maketrans(",.", ".,"))
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return localized(text)
         return text
 
 
@@ -59,9 +82,19 @@ def say(template: str, **values) -> str:
     return _LocalNumbers().format(_current["catalog"].gettext(template), **values)
 
 
-def number(value, format_spec: str = ",") -> str:
-    """`value` formatted with `format_spec`, with the digit separators of the current language.
+class num:  # noqa: N801  (used like a function, in f-strings)
+    """A number that an f-string writes the reader's way: f"{num(0.543):.1%}" is 54.3% in
+    English and 54,3% in Portuguese; f"{num(23262):,}" is 23,262 or 23.262.
 
-    For numbers outside a message, in tables: number(18610) is 18,610 (en) or 18.610 (pt-BR).
+    The format spec is Python's own, so a notebook keeps its f-strings; only the digit
+    separators follow use_language().
     """
-    return _LocalNumbers().format_field(value, format_spec)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __format__(self, format_spec):
+        return localized(format(self.value, format_spec))
+
+    def __str__(self):
+        return format(self, "")
