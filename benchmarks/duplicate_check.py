@@ -7,7 +7,8 @@ one image in 20 saved again as a smaller, lower-quality copy (so the grouping ha
   scan without the check   the same scan with hashing and grouping replaced by no-ops
   check                    the difference: what the check adds to the scan, wall clock
   hashing, grouping        the scan's own account: hashing summed over images (the scan hashes
-                           on several threads at once), grouping wall clock
+                           on several threads at once), grouping wall clock (the hash's
+                           candidate pairs, and the pixel check on each of them)
 
 Against: one feature-cache pass, VGG16's convolutional base (weights=None: the same
 arithmetic as the ImageNet weights) over the same N images at --image-size, at the precision
@@ -40,7 +41,7 @@ from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tutorial_plumbing import your_images  # noqa: E402
-from tutorial_plumbing.duplicates import Fingerprint, group_duplicates
+from tutorial_plumbing.duplicates import CopyGroups, Fingerprint, candidate_pairs, group_copies
 from tutorial_plumbing.machine import choose_precision
 from tutorial_plumbing.your_images import scan_image_folder
 
@@ -72,16 +73,16 @@ def write_folder(folder: Path, count: int, seed: int = 0) -> int:
 def timed_scan(folder: Path, with_check: bool):
     """(seconds, scan) of one scan of the folder, with or without the duplicate check."""
     module = your_images
-    saved = module.fingerprint_image, module.group_duplicates
+    saved = module.fingerprint_image, module.group_copies
     if not with_check:
         module.fingerprint_image = lambda image, content: Fingerprint("", 0, 255.0)
-        module.group_duplicates = lambda fingerprints: []
+        module.group_copies = lambda fingerprints: CopyGroups([], [])
     try:
         started = time.perf_counter()
         scan = scan_image_folder(folder)
         return time.perf_counter() - started, scan
     finally:
-        module.fingerprint_image, module.group_duplicates = saved
+        module.fingerprint_image, module.group_copies = saved
 
 
 def vgg16_seconds_per_image(image_size: int, batch_size: int, batches: int) -> float:
@@ -116,8 +117,9 @@ def main(argv=None) -> dict:
         without, _ = timed_scan(folder, with_check=False)
         with_check, scan = timed_scan(folder, with_check=True)
     started = time.perf_counter()
-    group_duplicates(scan.fingerprints)
+    found = group_copies(scan.fingerprints)
     grouping = time.perf_counter() - started
+    candidates = len(candidate_pairs(scan.fingerprints))
     hashing = sum(fingerprint.seconds for fingerprint in scan.fingerprints)
     per_image = vgg16_seconds_per_image(args.image_size, args.batch_size, args.batches)
     feature_pass = per_image * args.images
@@ -126,6 +128,8 @@ def main(argv=None) -> dict:
         "images": args.images,
         "copies_written": copies,
         "groups_found": len(scan.duplicate_groups),
+        "candidate_pairs": candidates,
+        "lookalike_pairs": len(found.lookalikes),
         "scan_seconds_with_check": round(with_check, 3),
         "scan_seconds_without_check": round(without, 3),
         "check_seconds": round(check, 3),
@@ -150,6 +154,9 @@ def main(argv=None) -> dict:
         },
     }
     print(f"{args.images} images ({copies} of them copies), {len(scan.duplicate_groups)} groups")
+    print(
+        f"  candidate pairs (hash): {candidates}, look-alikes told apart: {len(found.lookalikes)}"
+    )
     print(f"  scan with the check:    {with_check:.2f} s")
     print(f"  scan without the check: {without:.2f} s")
     print(f"  the check adds:         {check:.2f} s (hashing {hashing:.2f} s summed over images,")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import TINY, notebook_text, run_notebooks
 from PIL import Image
+from skimage import data as samples
 
 from tutorial_plumbing import your_images
 from tutorial_plumbing.data_in import load_two_class_data
@@ -73,6 +74,11 @@ def write_messy_folder(root: Path) -> dict:
     skipped["dogs/cats_01_in_dogs.jpg"] = "label conflict"
     skipped["cats/cats_01.jpg"] = "label conflict"
     (cats / "cats_00_again.jpg").write_bytes((cats / "cats_00.jpg").read_bytes())  # kept
+    # Two different faces that look alike (near in the hash), one in each class: both are kept.
+    faces = samples.lfw_subset()
+    for relative, index in (("cats/face.png", 6), ("dogs/face.png", 65)):
+        face = Image.fromarray((faces[index] * 255).round().astype(np.uint8)).convert("RGB")
+        save(root / relative, face)
 
     converted = {}
     save(cats / "gray.jpg", Image.new("L", (40, 30), 128))
@@ -153,7 +159,7 @@ def test_scan_lists_conversions_and_uses_those_images(messy, scan):
         assert note in notes[relative], (relative, notes[relative])
     used = used_paths(scan, root)
     assert set(expected["converted"]) <= used
-    assert "cats/png_named.jpg" in used
+    assert {"cats/png_named.jpg", "cats/face.png", "dogs/face.png"} <= used
 
 
 def test_os_litter_is_ignored_quietly(messy, scan):
@@ -178,6 +184,32 @@ def test_summary_counts_what_was_seen_used_skipped_and_converted(messy, scan):
     assert f"converted: {len(expected['converted'])}" in summary
     assert "unsupported format: 5" in summary  # TIFF, WebP twice, AVIF, HEIC
     assert "Skipped: cats/truncated.jpg (truncated or damaged" in summary
+    # One reason for two files: one line that counts them, then their names.
+    webp = "Skipped (unsupported format: WebP (convert it to JPEG or PNG)): 2 files\n"
+    assert webp + "    dogs/really_webp.jpg, dogs/web.webp" in summary
+    for relative in expected["skipped"]:
+        assert relative in summary, f"every file left out is named: {relative}"
+
+
+def test_a_repeated_note_is_one_line_that_counts_and_every_skipped_file_is_named(tmp_path):
+    """200 grey photos make one line, not 200; 30 empty files are still named, each of them."""
+    root = tmp_path / "faces"
+    rng = np.random.default_rng(5)
+    for index in range(200):
+        pixels = rng.integers(0, 256, size=(16, 16), dtype=np.uint8)
+        save(root / ("faces", "other")[index % 2] / f"{index:03d}.png", Image.fromarray(pixels))
+    empty = [f"other/empty_{index:02d}.jpg" for index in range(30)]
+    for relative in empty:
+        (root / relative).write_bytes(b"")
+    summary = scan_image_folder(root).summary()
+    converted = [line for line in summary.splitlines() if "Converted" in line]
+    assert converted == [
+        "  Converted (grayscale, converted to RGB): 200 files, such as faces/000.png, "
+        "faces/002.png, faces/004.png and 197 more"
+    ]
+    assert "  Skipped (empty file (0 bytes)): 30 files" in summary
+    for relative in empty:
+        assert relative in summary
 
 
 def test_every_used_image_reads_as_rgb_of_the_right_size(messy):
@@ -228,10 +260,13 @@ def test_notebook_01_runs_on_the_messy_folder_and_leaves_it_as_it_was(messy, tmp
     executed = run_notebooks(tmp_path / "run", ["01"], dict(TINY, DATA_DIR=str(root)))
     text = notebook_text(executed["01"])
     assert f"Scanned {root}" in text
-    assert "Skipped: dogs/really_webp.jpg (unsupported format: WebP" in text
+    assert "Skipped (unsupported format: WebP (convert it to JPEG or PNG)): 2 files" in text
+    assert "dogs/really_webp.jpg, dogs/web.webp" in text
     assert "Converted: dogs/print.jpg (CMYK colours, converted to RGB)" in text
     assert "groups spanning both classes (label conflicts): 1" in text
     assert "group 2 (byte-identical, LABEL CONFLICT): cats/cats_01.jpg (cats, left out)" in text
+    assert "Label conflict 1 of 1: 2 copies, both classes" in text  # shown side by side
+    assert "Look-alikes across the classes: 1 pair(s), kept" in text  # the two faces
     assert folder_fingerprint(root) == before
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .duplicates import fingerprint_image, group_duplicates
+from .duplicates import fingerprint_image, group_copies
 from .machine import GOOGLE_DRIVE, mount_drive_if_needed, running_in_colab
-from .messages import CannotContinue
+from .messages import CannotContinue, num, say
 
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
@@ -44,6 +44,9 @@ UNSUPPORTED_SIGNATURES = [
 IMBALANCE_WARNING_RATIO = 3.0
 
 
+NAMED_EXAMPLES = 3  # files named in the one line that counts a repeated conversion
+
+
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "two_class_images"
 
 
@@ -65,34 +68,50 @@ def prepare_image_folder(data_dir) -> Path:
     mount_drive_if_needed(path)
     if not path.exists():
         raise CannotContinue(
-            f"DATA_DIR does not exist: {path}\n"
-            "What to do: check the path. In Colab, paths on Google Drive start with "
-            "/content/drive/MyDrive/."
+            say(
+                "DATA_DIR does not exist: {path}\n"
+                "What to do: check the path. In Colab, paths on Google Drive start with "
+                "/content/drive/MyDrive/.",
+                path=path,
+            )
         )
     if path.is_dir():
         if str(path.resolve()).startswith(GOOGLE_DRIVE):
-            print("Tip: reading many small files from Google Drive is slow. A .zip of this folder")
-            print("on Drive is faster: it is copied to local disk once and unpacked there.")
+            print(
+                say(
+                    "Tip: reading many small files from Google Drive is slow. A .zip of this "
+                    "folder\non Drive is faster: it is copied to local disk once and unpacked "
+                    "there."
+                )
+            )
         return path
     if zipfile.is_zipfile(path):
         return unpack_zip(path)
     raise CannotContinue(
-        f"DATA_DIR is a file but not a .zip: {path}\n"
-        "What to do: point DATA_DIR at a folder with two class folders, or at a .zip of it."
+        say(
+            "DATA_DIR is a file but not a .zip: {path}\n"
+            "What to do: point DATA_DIR at a folder with two class folders, or at a .zip of it.",
+            path=path,
+        )
     )
 
 
 def upload_zip_in_colab() -> Path:
     if not running_in_colab():
         raise CannotContinue(
-            'DATA_DIR="upload" works in Colab only. Here, set DATA_DIR to a folder or .zip path.'
+            say(
+                'DATA_DIR="upload" works in Colab only. Here, set DATA_DIR to a folder or .zip '
+                "path."
+            )
         )
     from google.colab import files
 
-    print("Choose one .zip with your two class folders inside.")
+    print(say("Choose one .zip with your two class folders inside."))
     names = [name for name in files.upload() if name.lower().endswith(".zip")]
     if not names:
-        raise CannotContinue("No .zip was uploaded. Run the cell again and choose a .zip file.")
+        raise CannotContinue(
+            say("No .zip was uploaded. Run the cell again and choose a .zip file.")
+        )
     return Path(names[0]).resolve()
 
 
@@ -103,16 +122,16 @@ def unpack_zip(zip_path: Path) -> Path:
     target = SCRATCH_DIR / f"{zip_path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
     done_marker = target / ".unpacked"
     if done_marker.exists():
-        print(f"Using {zip_path.name} unpacked earlier in {target}")
+        print(say("Using {zip} unpacked earlier in {target}", zip=zip_path.name, target=target))
         return target
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     source = zip_path
     if str(zip_path.resolve()).startswith(GOOGLE_DRIVE):
-        print(f"Copying {zip_path.name} from Google Drive to local disk ...")
+        print(say("Copying {zip} from Google Drive to local disk ...", zip=zip_path.name))
         source = Path(shutil.copy2(zip_path, SCRATCH_DIR / zip_path.name))
-    print(f"Unpacking {zip_path.name} into {target} ...")
+    print(say("Unpacking {zip} into {target} ...", zip=zip_path.name, target=target))
     with zipfile.ZipFile(source) as archive:
         for member in archive.infolist():
             if not any(is_os_litter(part) for part in Path(member.filename).parts):
@@ -187,48 +206,51 @@ def inspect_image(path: Path):
     problem is None if the image is usable; the fingerprint (duplicates.py) finds its copies.
     """
     if path.stat().st_size == 0:
-        return "empty file (0 bytes)", None, None, None
+        return say("empty file (0 bytes)"), None, None, None
     unsupported = sniff_unsupported_format(path)
     if unsupported:
-        return f"unsupported format: {unsupported} (convert it to JPEG or PNG)", None, None, None
+        return unsupported_format(unsupported), None, None, None
     content = path.read_bytes()
     try:
         with Image.open(io.BytesIO(content)) as image:
             image_format, mode = image.format, image.mode
             frames = getattr(image, "n_frames", 1)
             if image_format not in SUPPORTED_FORMATS:
-                problem = f"unsupported format: {image_format} (convert it to JPEG or PNG)"
-                return problem, None, None, None
+                return unsupported_format(image_format), None, None, None
             image.load()
             size = image.size
             fingerprint = fingerprint_image(as_rgb(image), content)
     except Image.UnidentifiedImageError:
-        return "not an image", None, None, None
+        return say("not an image"), None, None, None
     except Image.DecompressionBombError:
-        return "too large to decode safely", None, None, None
+        return say("too large to decode safely"), None, None, None
     except Exception as error:
-        return f"truncated or damaged: {error}", None, None, None
+        return say("truncated or damaged: {error}", error=error), None, None, None
     notes = []
     if mode != "RGB":
         notes.append(mode_description(mode))
     if frames > 1 and image_format != "MPO":  # MPO: a camera JPEG with extra (depth) images
-        notes.append(f"animated ({frames} frames), the first frame is used")
+        notes.append(say("animated ({frames} frames), the first frame is used", frames=frames))
     return None, "; ".join(notes) or None, size, fingerprint
+
+
+def unsupported_format(name: str) -> str:
+    return say("unsupported format: {name} (convert it to JPEG or PNG)", name=name)
 
 
 def mode_description(mode: str) -> str:
     """What reading does to an image of this Pillow mode, in words."""
     if mode in ("RGBA", "LA", "PA"):
-        return "transparent, put on a white background"
+        return say("transparent, put on a white background")
     if mode.startswith("I"):
-        return "16-bit, scaled to 8-bit RGB"
+        return say("16-bit, scaled to 8-bit RGB")
     names = {
-        "L": "grayscale",
-        "P": "palette colours",
-        "CMYK": "CMYK colours",
-        "1": "black and white",
+        "L": say("grayscale, converted to RGB"),
+        "P": say("palette colours, converted to RGB"),
+        "CMYK": say("CMYK colours, converted to RGB"),
+        "1": say("black and white, converted to RGB"),
     }
-    return f"{names.get(mode, f'mode {mode}')}, converted to RGB"
+    return names.get(mode) or say("mode {mode}, converted to RGB", mode=mode)
 
 
 @dataclasses.dataclass
@@ -246,6 +268,8 @@ class FolderScan:
     # Copies (duplicates.py): lists of (path, class index), left-out label conflicts included.
     duplicate_groups: list = dataclasses.field(default_factory=list)
     exact_groups: list = dataclasses.field(default_factory=list)  # each group byte-identical?
+    # Pairs of (path, class index) near in the hash that the pixel check told apart: not copies.
+    lookalike_pairs: list = dataclasses.field(default_factory=list)
     check_seconds: float = 0.0  # spent hashing (summed over images) and grouping
 
     def class_counts(self) -> list:
@@ -254,36 +278,91 @@ class FolderScan:
 
     def summary(self) -> str:
         seen = len(self.images) + len(self.skipped)
+        per_class = zip(self.class_names, self.class_counts())
         lines = [
-            f"Scanned {self.root}",
-            f"  files seen: {seen} | used: {len(self.images)} | skipped: {len(self.skipped)} "
-            f"| converted: {len(self.converted)} | OS files ignored: {self.ignored}",
-            "  per class: "
-            + ", ".join(f"{n}: {c}" for n, c in zip(self.class_names, self.class_counts())),
+            say("Scanned {folder}", folder=self.root),
+            say(
+                "  files seen: {seen:,} | used: {used:,} | skipped: {skipped:,} "
+                "| converted: {converted:,} | OS files ignored: {ignored:,}",
+                seen=seen,
+                used=len(self.images),
+                skipped=len(self.skipped),
+                converted=len(self.converted),
+                ignored=self.ignored,
+            ),
+            say("  per class: ") + ", ".join(f"{n}: {num(c):,}" for n, c in per_class),
         ]
         reasons = Counter(reason.split(":")[0].split(" (")[0] for _, reason in self.skipped)
         if reasons:
             lines.append(
-                "  skipped by reason: " + ", ".join(f"{r}: {n}" for r, n in reasons.items())
+                say("  skipped by reason: ")
+                + ", ".join(f"{r}: {num(n):,}" for r, n in reasons.items())
             )
         if self.duplicate_groups:
-            copies = sum(len(group) for group in self.duplicate_groups)
             lines.append(
-                f"  copies: {len(self.duplicate_groups)} group(s) of the same photo "
-                f"({copies} images), each group kept in one split"
+                say(
+                    "  copies: {groups:,} group(s) of the same photo ({images:,} images), each "
+                    "group kept in one split",
+                    groups=len(self.duplicate_groups),
+                    images=sum(len(group) for group in self.duplicate_groups),
+                )
             )
         blank = sum(fingerprint.blank for fingerprint in self.fingerprints)
         if blank:
-            lines.append(f"  blank or nearly uniform: {blank} (used; part 1 lists them)")
-        for relative, why in self.skipped[:20]:
-            lines.append(f"  Skipped: {relative} ({why})")
-        if len(self.skipped) > 20:
-            lines.append(f"  ... and {len(self.skipped) - 20} more skipped")
-        for relative, why in self.converted[:20]:
-            lines.append(f"  Converted: {relative} ({why})")
-        if len(self.converted) > 20:
-            lines.append(f"  ... and {len(self.converted) - 20} more converted")
+            lines.append(
+                say("  blank or nearly uniform: {blank:,} (used; part 1 lists them)", blank=blank)
+            )
+        # Every file left out is named; a note repeated on many used files is counted.
+        for why, paths in files_by_note(self.skipped).items():
+            if len(paths) == 1:
+                lines.append(say("  Skipped: {file} ({why})", file=paths[0], why=why))
+            else:
+                lines.append(say("  Skipped ({why}): {count:,} files", why=why, count=len(paths)))
+                lines += wrapped_names(paths)
+        for why, paths in files_by_note(self.converted).items():
+            if len(paths) == 1:
+                lines.append(say("  Converted: {file} ({why})", file=paths[0], why=why))
+            elif len(paths) <= NAMED_EXAMPLES:
+                lines.append(
+                    say(
+                        "  Converted ({why}): {count:,} files: {examples}",
+                        why=why,
+                        count=len(paths),
+                        examples=", ".join(paths),
+                    )
+                )
+            else:
+                lines.append(
+                    say(
+                        "  Converted ({why}): {count:,} files, such as {examples} and {more:,} "
+                        "more",
+                        why=why,
+                        count=len(paths),
+                        examples=", ".join(paths[:NAMED_EXAMPLES]),
+                        more=len(paths) - NAMED_EXAMPLES,
+                    )
+                )
         return "\n".join(lines)
+
+
+def files_by_note(pairs) -> dict:
+    """(file, note) pairs as {note: [files]}, notes in the order they first come."""
+    grouped = {}
+    for relative, note in pairs:
+        grouped.setdefault(note, []).append(relative)
+    return grouped
+
+
+def wrapped_names(names, width: int = 100) -> list:
+    """File names, comma-separated, on indented lines of at most about `width` characters."""
+    lines, line = [], "    "
+    for number, name in enumerate(names):
+        piece = name + ("," if number < len(names) - 1 else "")
+        if len(line) + len(piece) > width and line.strip():
+            lines.append(line.rstrip())
+            line = "    "
+        line += piece + " "
+    return lines + [line.rstrip()]
 
 
 def scan_image_folder(folder, workers: int = 4) -> FolderScan:
@@ -297,12 +376,17 @@ def scan_image_folder(folder, workers: int = 4) -> FolderScan:
     root = find_class_root(Path(folder))
     class_dirs = sorted(e for e in root.iterdir() if e.is_dir() and not is_os_litter(e.name))
     if len(class_dirs) != 2:
-        found = ", ".join(f"{d.name}/" for d in class_dirs) or "no folders"
+        found = ", ".join(f"{d.name}/" for d in class_dirs) or say("no folders")
         raise CannotContinue(
-            f"Expected exactly 2 class folders in {root}, found {len(class_dirs)}: {found}.\n"
-            "The layout must be:\n"
-            f"  {root}/\n    <class_a>/  image files\n    <class_b>/  image files\n"
-            "What to do: keep exactly two class folders there (move the others out)."
+            say(
+                "Expected exactly 2 class folders in {root}, found {count}: {found}.\n"
+                "The layout must be:\n"
+                "  {root}/\n    <class_a>/  image files\n    <class_b>/  image files\n"
+                "What to do: keep exactly two class folders there (move the others out).",
+                root=root,
+                count=len(class_dirs),
+                found=found,
+            )
         )
     candidates, skipped, ignored = [], [], 0
     for entry in root.iterdir():
@@ -310,7 +394,7 @@ def scan_image_folder(folder, workers: int = 4) -> FolderScan:
             if is_os_litter(entry.name):
                 ignored += 1
             else:
-                skipped.append((entry.name, "outside the class folders"))
+                skipped.append((entry.name, say("outside the class folders")))
     for label, class_dir in enumerate(class_dirs):
         for directory, subdirs, files in os.walk(class_dir):
             subdirs[:] = sorted(d for d in subdirs if not is_os_litter(d))
@@ -335,7 +419,8 @@ def scan_image_folder(folder, workers: int = 4) -> FolderScan:
             converted.append((relative, conversion))
     class_names = [d.name for d in class_dirs]
     started = time.perf_counter()
-    groups = group_duplicates(fingerprints)
+    found = group_copies(fingerprints)
+    groups = found.groups
     check_seconds = time.perf_counter() - started + sum(f.seconds for f in fingerprints)
     left_out = set()
     for group in groups:
@@ -346,7 +431,10 @@ def scan_image_folder(folder, workers: int = 4) -> FolderScan:
                     for other in group
                     if images[other][1] != images[index][1]
                 )
-                reason = f"label conflict: the same photo is in the other class ({others})"
+                reason = say(
+                    "label conflict: the same photo is in the other class ({others})",
+                    others=others,
+                )
                 skipped.append((str(Path(images[index][0]).relative_to(root)), reason))
                 left_out.add(index)
     kept = [index for index in range(len(images)) if index not in left_out]
@@ -361,13 +449,19 @@ def scan_image_folder(folder, workers: int = 4) -> FolderScan:
         fingerprints=[fingerprints[index] for index in kept],
         duplicate_groups=[[images[index] for index in group] for group in groups],
         exact_groups=[len({fingerprints[i].content for i in group}) == 1 for group in groups],
+        lookalike_pairs=[(images[first], images[second]) for first, second in found.lookalikes],
         check_seconds=check_seconds,
     )
     empty = [name for name, count in zip(scan.class_names, scan.class_counts()) if count == 0]
     if empty:
         raise CannotContinue(
-            f"No usable image in class folder(s) {', '.join(empty)} under {root}.\n"
-            f"{scan.summary()}\nWhat to do: add JPEG or PNG images to each class folder."
+            say(
+                "No usable image in class folder(s) {empty} under {root}.\n{summary}\n"
+                "What to do: add JPEG or PNG images to each class folder.",
+                empty=", ".join(empty),
+                root=root,
+                summary=scan.summary(),
+            )
         )
     return scan
 
@@ -391,11 +485,26 @@ def split_scan(scan: FolderScan, seed: int, fractions=None, keep_duplicates_toge
         paths = sorted(path for path, image_label in scan.images if image_label == label)
         units = sorted({tuple(together.get(path, [path])) for path in paths})
         if len(units) < len(fractions):
-            copies = f" ({len(units)} once copies count as one)" if len(units) < len(paths) else ""
+            if len(units) < len(paths):
+                too_few = say(
+                    "Class '{name}' has {count:,} usable image(s) ({distinct:,} once copies "
+                    "count as one): too few to split into {splits}.",
+                    name=class_name,
+                    count=len(paths),
+                    distinct=len(units),
+                    splits=", ".join(fractions),
+                )
+            else:
+                too_few = say(
+                    "Class '{name}' has {count:,} usable image(s): too few to split into {splits}.",
+                    name=class_name,
+                    count=len(paths),
+                    splits=", ".join(fractions),
+                )
             raise CannotContinue(
-                f"Class '{class_name}' has {len(paths)} usable image(s){copies}: too few to "
-                f"split into {', '.join(fractions)}.\n"
-                f"What to do: add images to {scan.root / class_name}."
+                too_few
+                + "\n"
+                + say("What to do: add images to {folder}.", folder=scan.root / class_name)
             )
         units = [units[i] for i in rng.permutation(len(units))]
         paths = [path for unit in units for path in unit]
@@ -414,9 +523,13 @@ def split_scan(scan: FolderScan, seed: int, fractions=None, keep_duplicates_toge
             start = end
         if start >= len(paths):
             raise CannotContinue(
-                f"Class '{class_name}' has too few distinct photos to split: the held-out "
-                "splits took them all, since copies of a photo stay together.\n"
-                f"What to do: add different photos to {scan.root / class_name}."
+                say(
+                    "Class '{name}' has too few distinct photos to split: the held-out "
+                    "splits took them all, since copies of a photo stay together.\n"
+                    "What to do: add different photos to {folder}.",
+                    name=class_name,
+                    folder=scan.root / class_name,
+                )
             )
         splits["train"] += [(path, label) for path in paths[start:]]
     return splits
@@ -429,17 +542,28 @@ def check_class_balance(scan: FolderScan, splits: dict) -> list:
     if max(counts) > IMBALANCE_WARNING_RATIO * min(counts):
         big, small = np.argmax(counts), np.argmin(counts)
         warnings.append(
-            f"Classes are imbalanced: '{scan.class_names[big]}' has {counts[big]} images, "
-            f"'{scan.class_names[small]}' {counts[small]} ({counts[big] / counts[small]:.1f}:1). "
-            "Accuracy can look good while the small class is mostly wrong: check per-class "
-            "recall, or add images to the small class."
+            say(
+                "Classes are imbalanced: '{big}' has {big_count:,} images, '{small}' "
+                "{small_count:,} ({ratio:.1f}:1). Accuracy can look good while the small class "
+                "is mostly wrong: check per-class recall, or add images to the small class.",
+                big=scan.class_names[big],
+                big_count=counts[big],
+                small=scan.class_names[small],
+                small_count=counts[small],
+                ratio=counts[big] / counts[small],
+            )
         )
     for split, pairs in splits.items():
         per_class = Counter(label for _, label in pairs)
         for label, name in enumerate(scan.class_names):
             if split != "train" and per_class[label] < 5:
                 warnings.append(
-                    f"The {split} split has only {per_class[label]} image(s) of '{name}': "
-                    "its accuracy will jump around. More images make it trustworthy."
+                    say(
+                        "The {split} split has only {count} image(s) of '{name}': its accuracy "
+                        "will jump around. More images make it trustworthy.",
+                        split=split,
+                        count=per_class[label],
+                        name=name,
+                    )
                 )
     return warnings
