@@ -53,6 +53,13 @@ def write_messy_folder(root: Path) -> dict:
     skipped["cats/empty.jpg"] = "empty file"
     (cats / "truncated.jpg").write_bytes(jpeg_bytes()[:300])
     skipped["cats/truncated.jpg"] = "truncated or damaged"
+    # Cut off in its pixel data, like a photo whose download stopped: only a reader that
+    # accepts truncated images (and fills the rest with grey) would use it.
+    whole = io.BytesIO()
+    pixels = np.clip(rng.normal((200, 40, 40), 20, (48, 64, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(whole, "JPEG")
+    (cats / "half_downloaded.jpg").write_bytes(whole.getvalue()[: len(whole.getvalue()) * 2 // 3])
+    skipped["cats/half_downloaded.jpg"] = "truncated or damaged"
     (cats / "garbage.jpg").write_bytes(bytes(rng.integers(0, 256, 500, dtype=np.uint8)))
     skipped["cats/garbage.jpg"] = "not an image"
     (dogs / "notes.txt").write_text("my dog photos, 2024")
