@@ -555,7 +555,7 @@ def render_run(report, name: str) -> str:
             float32 rate ({chosen:.1f} against {float32:.1f} images/s)."""
     autotune = t["autotune"]
     rss = ", ".join(
-        f"{child['peak_rss_mb']:,.0f} MB with {size} images"
+        f"{child['peak_rss_mb']:,.0f} MB with {int(size):,} images"
         for size, child in report["rss_children"].items()
     )
     disturbed = max(rate["other_cores"] for _, rate in rate_rows(report))

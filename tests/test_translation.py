@@ -260,9 +260,10 @@ CODE_NAMES = {
 }  # fmt: skip
 KERAS_PROGRESS = re.compile(r"^\s*(Epoch \d+/\d+|\d+/\d+ .*(step|ETA).*)$")
 # 1,234,567 (two or more groups) or 0.54, 9.2207: never Brazilian. 131.585 is (thousands), and
-# so is 1,000 (one, three decimals): a lone comma group is left alone.
+# so is 1,000 (one, three decimals): a lone comma group is left alone. A value as the reader
+# types it in code (THRESHOLD = 0.5) stays as code.
 AMERICAN_NUMBER = re.compile(
-    r"(?<![\w./,-])(\d{1,3}(,\d{3}){2,}|\d+\.(?!\d{3}(?!\d))\d+)(?![\w./-])"
+    r"(?<![\w./,-])(?<!= )(\d{1,3}(,\d{3}){2,}|\d+\.(?!\d{3}(?!\d))\d+)(?![\w./-])"
 )
 
 
