@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from .machine import fits_in_memory
-from .messages import CannotContinue, num, say
+from .messages import CannotContinue, num, say, split_name
 from .your_images import (
     FolderScan,
     check_class_balance,
@@ -89,7 +89,8 @@ class TwoClassData:
         def decoded(reference, label):
             return resize_image(self.decode(reference), image_size), label
 
-        if keep_in_memory and fits_in_memory(count * image_size * image_size * 3, split):
+        size_bytes = count * image_size * image_size * 3
+        if keep_in_memory and fits_in_memory(size_bytes, split_name(split)):
             images = references.map(
                 lambda reference, label: (
                     tf.cast(tf.round(decoded(reference, label)[0]), tf.uint8),
@@ -142,7 +143,7 @@ class TwoClassData:
         print(f"{say('split'):<12}{first:>10}{second:>10}{say('total'):>10}")
         for split, counts in self.counts.items():
             columns = (*counts, sum(counts))
-            print(f"{split:<12}" + "".join(f"{num(column):>10,}" for column in columns))
+            print(f"{split_name(split):<12}" + "".join(f"{num(column):>10,}" for column in columns))
 
 
 def load_two_class_data(data_dir=None, seed=0) -> TwoClassData:

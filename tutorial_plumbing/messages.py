@@ -82,6 +82,12 @@ def say(template: str, **values) -> str:
     return _LocalNumbers().format(_current["catalog"].gettext(template), **values)
 
 
+def split_name(split: str) -> str:
+    """What the reader calls a split, in their language; the keys stay train/validation/test."""
+    names = {"train": say("train"), "validation": say("validation"), "test": say("test")}
+    return names.get(split, split)
+
+
 class num:  # noqa: N801  (used like a function, in f-strings)
     """A number that an f-string writes the reader's way: f"{num(0.543):.1%}" is 54.3% in
     English and 54,3% in Portuguese; f"{num(23262):,}" is 23,262 or 23.262.

@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 
 from .duplicates import fingerprint_image, group_copies
 from .machine import GOOGLE_DRIVE, mount_drive_if_needed, running_in_colab
-from .messages import CannotContinue, num, say
+from .messages import CannotContinue, num, say, split_name
 
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
@@ -561,7 +561,7 @@ def check_class_balance(scan: FolderScan, splits: dict) -> list:
                     say(
                         "The {split} split has only {count} image(s) of '{name}': its accuracy "
                         "will jump around. More images make it trustworthy.",
-                        split=split,
+                        split=split_name(split),
                         count=per_class[label],
                         name=name,
                     )
