@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .messages import say
+from .messages import say, split_name
 
 HASH_SIDE = 32
 
@@ -504,7 +504,8 @@ class DuplicateReport:
     def describe(self, index, separator=" ") -> str:
         """An image's name, class and split (or "left out"), for a list or a plot title."""
         image = self.images[index]
-        where = f"({self.class_names[image.label]}, {image.split or say('left out')})"
+        split = split_name(image.split) if image.split else say("left out")
+        where = f"({self.class_names[image.label]}, {split})"
         return f"{image.name}{separator}{where}"
 
     def summary(self, listed: int = 10) -> str:

@@ -492,14 +492,14 @@ def split_scan(scan: FolderScan, seed: int, fractions=None, keep_duplicates_toge
                     name=class_name,
                     count=len(paths),
                     distinct=len(units),
-                    splits=", ".join(fractions),
+                    splits=", ".join(map(split_name, fractions)),
                 )
             else:
                 too_few = say(
                     "Class '{name}' has {count:,} usable image(s): too few to split into {splits}.",
                     name=class_name,
                     count=len(paths),
-                    splits=", ".join(fractions),
+                    splits=", ".join(map(split_name, fractions)),
                 )
             raise CannotContinue(
                 too_few
