@@ -14,7 +14,7 @@ from skimage import data as samples
 
 from tutorial_plumbing import your_images
 from tutorial_plumbing.data_in import load_two_class_data
-from tutorial_plumbing.messages import CannotContinue
+from tutorial_plumbing.messages import CannotContinue, use_language
 from tutorial_plumbing.your_images import (
     check_class_balance,
     load_image,
@@ -373,3 +373,20 @@ def test_bad_data_dir_says_what_is_wrong(tmp_path):
         prepare_image_folder(str(not_zip))
     with pytest.raises(CannotContinue, match="works in Colab only"):
         prepare_image_folder("upload")
+
+
+def test_a_portuguese_summary_counts_each_kind_of_skip_once(messy):
+    """Reasons carry details (Pillow's own words, the format's name): the count by reason
+    counts kinds, in English and in Portuguese alike."""
+    root, expected = messy
+    damaged = sum(reason == "truncated or damaged" for reason in expected["skipped"].values())
+    use_language("pt-BR")
+    try:
+        summary = scan_image_folder(root).summary()
+    finally:
+        use_language("en")
+    (line,) = [line for line in summary.splitlines() if "pulados por motivo" in line]
+    counts = line.split("pulados por motivo: ")[1].split(", ")
+    assert f"truncado ou danificado: {damaged}" in counts
+    assert "Pillow" not in line
+    assert "Pasta verificada" in summary

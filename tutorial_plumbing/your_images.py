@@ -292,7 +292,7 @@ class FolderScan:
             ),
             say("  per class: ") + ", ".join(f"{n}: {num(c):,}" for n, c in per_class),
         ]
-        reasons = Counter(reason.split(":")[0].split(" (")[0] for _, reason in self.skipped)
+        reasons = Counter(reason_kind(reason) for _, reason in self.skipped)
         if reasons:
             lines.append(
                 say("  skipped by reason: ")
@@ -343,6 +343,11 @@ class FolderScan:
                     )
                 )
         return "\n".join(lines)
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a skip reason, without its details: "truncated or damaged", "empty file"."""
+    return reason.split(":")[0].split(" (")[0].split(";")[0]
 
 
 def files_by_note(pairs) -> dict:
